@@ -1,0 +1,166 @@
+//! The pure SMS layer: phone numbers, GSM 03.38 / UCS-2 text coding, splitting into
+//! concatenated parts, SMS-SUBMIT encoding and SMS-STATUS-REPORT decoding
+//! (3GPP TS 23.038 / 23.040). No IO, no async.
+
+mod phone;
+
+pub use phone::{PhoneNumber, PhoneNumberError};
+
+use std::time::Duration;
+
+/// How the user data of a message is coded (TP-DCS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// GSM 03.38 default alphabet, 7-bit packed (DCS 0x00).
+    Gsm7,
+    /// UCS-2 / UTF-16BE (DCS 0x08).
+    Ucs2,
+}
+
+/// How a text will be sent: its coding and the number of SMS parts it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagePlan {
+    pub coding: Coding,
+    pub parts: usize,
+}
+
+/// Per-modem/per-message settings of the SMS-SUBMIT fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitOptions {
+    /// TP-VP (relative format). `None` leaves the validity period out.
+    pub validity: Option<Duration>,
+    /// TP-SRR: ask the network for a delivery report.
+    pub status_report: bool,
+    /// Service centre address; `None` encodes `00` (the SIM's default SMSC).
+    pub smsc: Option<PhoneNumber>,
+    /// Use the 16-bit concatenation reference (IE 0x08) instead of the 8-bit one (IE 0x00).
+    pub concat_ref16: bool,
+    /// Refuse texts that need more parts than this.
+    pub max_parts: usize,
+}
+
+impl Default for SubmitOptions {
+    fn default() -> Self {
+        Self {
+            validity: None,
+            status_report: false,
+            smsc: None,
+            concat_ref16: false,
+            max_parts: 4,
+        }
+    }
+}
+
+/// One SMS-SUBMIT ready for `AT+CMGS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitPdu {
+    /// SMSC address field followed by the TPDU.
+    pub bytes: Vec<u8>,
+    /// Length of the TPDU alone: the `<length>` argument of `AT+CMGS`.
+    pub tpdu_len: usize,
+}
+
+impl SubmitPdu {
+    /// Upper-case hex, as written to the modem after the `> ` prompt.
+    pub fn to_hex(&self) -> String {
+        hex::encode_upper(&self.bytes)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("the text needs {parts_needed} SMS parts, more than the {max_parts} allowed")]
+    TooLong { parts_needed: usize, max_parts: usize },
+    #[error("the text is empty")]
+    Empty,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("PDU is truncated")]
+    Truncated,
+    #[error("PDU is not valid hex")]
+    BadHex,
+    #[error("unexpected PDU type {0:#04x}")]
+    WrongType(u8),
+    #[error("unsupported or invalid field: {0}")]
+    Invalid(&'static str),
+}
+
+/// The coding and part count a text would be sent with (for refusing over-long texts
+/// at the API before anything is stored).
+pub fn plan(text: &str) -> MessagePlan {
+    let _ = text;
+    todo!("sms: plan")
+}
+
+/// Encode `text` for `to` as one or more SMS-SUBMIT PDUs. `reference` is the
+/// concatenation reference used when the text needs several parts (the caller rotates it
+/// per message; only its low 8 bits are used unless `opts.concat_ref16`).
+pub fn encode_submit(
+    to: &PhoneNumber,
+    text: &str,
+    reference: u16,
+    opts: &SubmitOptions,
+) -> Result<Vec<SubmitPdu>, EncodeError> {
+    let _ = (to, text, reference, opts);
+    todo!("sms: encode_submit")
+}
+
+/// What the simulated modem (or a test) reads back out of an SMS-SUBMIT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedSubmit {
+    /// `None` when the SMSC field was `00`.
+    pub smsc: Option<String>,
+    /// Destination as written in the PDU: `+` prefix for international (TON 0x91).
+    pub destination: String,
+    pub text: String,
+    pub coding: Coding,
+    pub concat: Option<ConcatInfo>,
+    pub message_reference: u8,
+    pub status_report_requested: bool,
+    /// Raw TP-VP octet when a relative validity period is present.
+    pub validity: Option<u8>,
+}
+
+/// Concatenation information element of one part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcatInfo {
+    pub reference: u16,
+    pub total: u8,
+    pub sequence: u8,
+}
+
+/// Decode an SMS-SUBMIT PDU (SMSC field + TPDU).
+pub fn decode_submit(pdu: &[u8]) -> Result<DecodedSubmit, DecodeError> {
+    let _ = pdu;
+    todo!("sms: decode_submit")
+}
+
+/// The outcome a status report gives (TP-ST).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// 0x00–0x1F: the SMS reached the handset.
+    Delivered,
+    /// 0x20–0x3F: the SC is still trying.
+    Pending(u8),
+    /// 0x40–0x7F (and reserved values): the SC gave up.
+    Failed(u8),
+}
+
+/// An SMS-STATUS-REPORT, as the modem hands it over in `+CDS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    pub message_reference: u8,
+    pub recipient: String,
+    /// SC timestamp and discharge time, RFC 3339.
+    pub service_centre_time: String,
+    pub discharge_time: String,
+    pub status: DeliveryStatus,
+}
+
+/// Decode an SMS-STATUS-REPORT PDU (SMSC field + TPDU). Never panics, whatever the bytes.
+pub fn decode_status_report(pdu: &[u8]) -> Result<StatusReport, DecodeError> {
+    let _ = pdu;
+    todo!("sms: decode_status_report")
+}
