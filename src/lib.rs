@@ -5,3 +5,13 @@
 pub mod at;
 pub mod sms;
 pub mod sim;
+pub mod config;
+pub mod otp;
+pub mod store;
+pub mod modem;
+pub mod dispatch;
+pub mod service;
+pub mod api;
+pub mod app;
+pub mod simulate;
+pub mod telemetry;

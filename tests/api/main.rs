@@ -1,1 +1,5 @@
-fn main(){}
+//! The daemon over HTTP, with its modem on a pseudo-terminal driven by the simulator.
+
+mod bad_input;
+mod helpers;
+mod send_verify;

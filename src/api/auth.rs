@@ -1,0 +1,120 @@
+//! HTTP Basic authentication against the configured accounts (SID : auth token).
+
+use std::collections::HashMap;
+
+use axum::http::{header, HeaderMap};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+use crate::config::AccountConfig;
+
+/// Accounts by SID, each with the SHA-256 of its token (tokens in clear are hashed at
+/// load, so both config forms are checked the same way).
+#[derive(Clone, Default)]
+pub struct Accounts {
+    by_sid: HashMap<String, [u8; 32]>,
+}
+
+impl std::fmt::Debug for Accounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Accounts").field("count", &self.by_sid.len()).finish()
+    }
+}
+
+impl Accounts {
+    /// Accounts from a validated config (token or 64-hex-digit token_sha256).
+    pub fn from_config(accounts: &[AccountConfig]) -> Self {
+        let by_sid = accounts
+            .iter()
+            .filter_map(|account| {
+                let digest = match (&account.token, &account.token_sha256) {
+                    (Some(token), _) => Sha256::digest(token.as_bytes()).into(),
+                    (None, Some(hex_digest)) => {
+                        let mut digest = [0u8; 32];
+                        hex::decode_to_slice(hex_digest, &mut digest).ok()?;
+                        digest
+                    }
+                    (None, None) => return None,
+                };
+                Some((account.sid.clone(), digest))
+            })
+            .collect();
+        Self { by_sid }
+    }
+
+    /// The SID of the caller, or 401. The token comparison is constant-time and runs
+    /// for unknown SIDs too, so timing does not reveal which SIDs exist.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        let (sid, token) = basic_credentials(headers).ok_or_else(ApiError::unauthorized)?;
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let unknown = [0u8; 32];
+        let (expected, known) = match self.by_sid.get(&sid) {
+            Some(digest) => (digest, true),
+            None => (&unknown, false),
+        };
+        let matches: bool = presented.ct_eq(expected).into();
+        if matches && known {
+            Ok(sid)
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (sid, token) = decoded.split_once(':')?;
+    Some((sid.to_owned(), token.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn accounts() -> Accounts {
+        Accounts::from_config(&[
+            AccountConfig {
+                sid: "AC1".into(),
+                token: Some("secret".into()),
+                token_sha256: None,
+            },
+            AccountConfig {
+                sid: "AC2".into(),
+                token: None,
+                token_sha256: Some(hex::encode(Sha256::digest(b"other"))),
+            },
+        ])
+    }
+
+    fn basic(user_pass: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {encoded}")).unwrap());
+        headers
+    }
+
+    #[test]
+    fn accepts_both_token_forms() {
+        assert_eq!(accounts().authenticate(&basic("AC1:secret")).unwrap(), "AC1");
+        assert_eq!(accounts().authenticate(&basic("AC2:other")).unwrap(), "AC2");
+    }
+
+    #[test]
+    fn refuses_wrong_or_missing_credentials() {
+        let accounts = accounts();
+        assert!(accounts.authenticate(&basic("AC1:wrong")).is_err());
+        assert!(accounts.authenticate(&basic("AC1:other")).is_err());
+        assert!(accounts.authenticate(&basic("AC9:secret")).is_err());
+        assert!(accounts.authenticate(&basic("AC1")).is_err());
+        assert!(accounts.authenticate(&HeaderMap::new()).is_err());
+    }
+}

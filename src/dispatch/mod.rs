@@ -1,0 +1,177 @@
+//! The outbox worker: claims due messages, routes each to a ready modem, records the
+//! outcome, and schedules retries for temporary failures within the code's lifetime.
+
+mod retry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::modem::{ModemHandle, ModemState, SendError, SendJob};
+use crate::otp::Clock;
+use crate::sms::PhoneNumber;
+use crate::store::{Claim, OutboundMessage, Store, StoreError};
+
+pub use retry::{Outcome, RetryPolicy};
+
+/// Longest the worker sleeps without looking at the queue (covers clock jumps).
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+pub struct Dispatcher {
+    store: Store,
+    modems: Vec<ModemHandle>,
+    /// Notified when a message is queued or a modem changes state.
+    wake: Arc<Notify>,
+    clock: Arc<dyn Clock>,
+    policy: RetryPolicy,
+}
+
+struct Finished {
+    modem_index: usize,
+    message: OutboundMessage,
+    result: Result<Vec<u8>, SendError>,
+}
+
+impl Dispatcher {
+    pub fn new(store: Store, modems: Vec<ModemHandle>, wake: Arc<Notify>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            modems,
+            wake,
+            clock,
+            policy: RetryPolicy::default(),
+        }
+    }
+
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
+        let requeued = self.store.requeue_inflight(self.clock.now())?;
+        if requeued > 0 {
+            tracing::warn!(requeued, "messages left in `sending` by the last run are queued again");
+        }
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
+        let mut busy = vec![false; self.modems.len()];
+        loop {
+            self.hand_out(&mut busy, &done_tx).await?;
+            let next_due = self.store.next_due()?;
+            let sleep_for = next_due
+                .map(|due| (due - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
+                .unwrap_or(MAX_IDLE)
+                .clamp(Duration::from_millis(1), MAX_IDLE);
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(sleep_for) => {}
+                Some(finished) = done_rx.recv() => {
+                    busy[finished.modem_index] = false;
+                    self.record(finished).await?;
+                }
+            }
+        }
+        // Sends in flight finish on their own (the modem task bounds them); their
+        // messages stay in `inflight` and are queued again at the next start.
+        Ok(())
+    }
+
+    /// Claim work for every idle ready modem.
+    async fn hand_out(&self, busy: &mut [bool], done: &mpsc::UnboundedSender<Finished>) -> Result<(), StoreError> {
+        loop {
+            let idle: Vec<usize> = (0..self.modems.len())
+                .filter(|&i| !busy[i] && self.modems[i].status.borrow().state == ModemState::Ready)
+                .collect();
+            if idle.is_empty() {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            let claim = self.store.claim_next(now, |message| {
+                self.route(message, &idle).map(|i| self.modems[i].name.clone())
+            })?;
+            let Claim::Claimed { message, modem } = claim else {
+                return Ok(());
+            };
+            // The claim must be on disk before the SMS goes out, or a crash could send
+            // it again from the outbox without the history saying so.
+            self.store.durable().await?;
+            let Some(index) = self.modems.iter().position(|m| m.name == modem) else {
+                continue;
+            };
+            busy[index] = true;
+            self.start_send(index, message, done.clone());
+        }
+    }
+
+    /// The modem that owns the `from` number, while that modem is up (waiting for it
+    /// if it is busy); otherwise the idle modem that has sent the least.
+    fn route(&self, message: &OutboundMessage, idle: &[usize]) -> Option<usize> {
+        let owner = self
+            .modems
+            .iter()
+            .position(|m| m.number.as_ref().is_some_and(|n| n.as_str() == message.from));
+        if let Some(owner) = owner {
+            let state = self.modems[owner].status.borrow().state;
+            if matches!(state, ModemState::Ready | ModemState::Sending) {
+                return idle.contains(&owner).then_some(owner);
+            }
+        }
+        idle.iter()
+            .copied()
+            .min_by_key(|&i| self.modems[i].status.borrow().sent)
+    }
+
+    fn start_send(&self, modem_index: usize, message: OutboundMessage, done: mpsc::UnboundedSender<Finished>) {
+        let jobs = self.modems[modem_index].jobs.clone();
+        tokio::spawn(async move {
+            let result = match PhoneNumber::parse(&message.to) {
+                Err(e) => Err(SendError::Encoding(e.to_string())),
+                Ok(to) => {
+                    let (reply, answer) = oneshot::channel();
+                    let job = SendJob {
+                        to,
+                        text: message.text.clone(),
+                        expires_at: message.expires_at,
+                        reply,
+                    };
+                    if jobs.send(job).await.is_err() {
+                        Err(SendError::NotSent("the modem task has stopped".to_owned()))
+                    } else {
+                        answer
+                            .await
+                            .unwrap_or_else(|_| Err(SendError::NotSent("the modem task dropped the job".to_owned())))
+                    }
+                }
+            };
+            // The dispatcher is gone only at shutdown; the message stays in `inflight`.
+            let _ = done.send(Finished {
+                modem_index,
+                message,
+                result,
+            });
+        });
+    }
+
+    async fn record(&self, finished: Finished) -> Result<(), StoreError> {
+        let Finished {
+            modem_index,
+            message,
+            result,
+        } = finished;
+        let modem = self.modems[modem_index].name.as_str();
+        let now = self.clock.now();
+        match self.policy.judge(&message, &result, now) {
+            Outcome::Sent(references) => {
+                tracing::info!(message_id = %message.id, modem, parts = references.len(), "SMS sent");
+                self.store.mark_sent(&message.id, modem, references, now)?;
+            }
+            Outcome::Retry { at, reason } => {
+                tracing::warn!(message_id = %message.id, modem, %reason, retry_at = %at, "SMS send failed; will retry");
+                self.store.retry_later(&message, Some(modem), &reason, at, now)?;
+            }
+            Outcome::Failed(reason) => {
+                tracing::warn!(message_id = %message.id, modem, %reason, "SMS failed");
+                self.store.mark_failed(&message.id, Some(modem), &reason, now)?;
+            }
+        }
+        self.store.durable().await
+    }
+}

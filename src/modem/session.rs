@@ -1,0 +1,233 @@
+//! One AT dialogue over a byte stream: write a command, feed the [`Digester`] what the
+//! modem says, until the command's final result or a timeout. URCs seen on the way are
+//! kept for the caller.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::at::{Digester, ErrorCode, Event, FinalResult, Urc};
+
+const CTRL_Z: u8 = 0x1a;
+const ESC: u8 = 0x1b;
+
+/// How long the modem may take to show the `> ` prompt after `AT+CMGS=<n>`.
+const PROMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("no answer to {command} within {timeout:?}")]
+    Timeout { command: String, timeout: Duration },
+    #[error("the port failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the port was closed")]
+    Closed,
+    #[error("{command} was answered {result:?}")]
+    Rejected { command: String, result: FinalResult },
+}
+
+impl CommandError {
+    /// The `+CMS ERROR` code, when the modem refused with one.
+    pub fn cms_code(&self) -> Option<u16> {
+        match self {
+            Self::Rejected {
+                result: FinalResult::CmsError(ErrorCode::Numeric(code)),
+                ..
+            } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The link itself is in doubt (no answer, port gone): reconnect before going on.
+    pub fn link_is_broken(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::Io(_) | Self::Closed)
+    }
+}
+
+/// Traffic counters, for benchmarks and `/modems`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStats {
+    pub commands: u64,
+    pub bytes_written: u64,
+}
+
+pub struct AtSession<S> {
+    stream: S,
+    digester: Digester,
+    urcs: Vec<Urc>,
+    stats: LinkStats,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
+    pub fn new(stream: S) -> Self {
+        Self {
+            stream,
+            digester: Digester::new(),
+            urcs: Vec::new(),
+            stats: LinkStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    /// URCs collected since the last call.
+    pub fn take_urcs(&mut self) -> Vec<Urc> {
+        std::mem::take(&mut self.urcs)
+    }
+
+    /// ESC cancels a `> ` prompt that a killed process may have left open; Ctrl-Z
+    /// would instead send whatever half-PDU was typed.
+    pub async fn cancel_prompt(&mut self) -> Result<(), CommandError> {
+        self.write(&[ESC]).await?;
+        self.digester.reset();
+        Ok(())
+    }
+
+    /// Run `command` (without `\r`) and return its information lines on `OK`.
+    pub async fn command(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, CommandError> {
+        self.start(command).await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next_event(deadline, command, timeout).await? {
+                Event::Response { lines, result } => return finish(command, lines, result),
+                // A prompt we did not ask for: leave it, and say the command failed.
+                Event::Prompt => {
+                    self.cancel_prompt().await?;
+                    return Err(CommandError::Rejected {
+                        command: command.to_owned(),
+                        result: FinalResult::Other("unexpected prompt".to_owned()),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Send one SMS-SUBMIT PDU with `AT+CMGS` and return the TP-MR the network gave it.
+    pub async fn send_pdu(&mut self, tpdu_len: usize, pdu_hex: &str, timeout: Duration) -> Result<u8, CommandError> {
+        let command = format!("AT+CMGS={tpdu_len}");
+        self.start(&command).await?;
+        let prompt_deadline = Instant::now() + PROMPT_TIMEOUT;
+        loop {
+            match self.next_event(prompt_deadline, &command, PROMPT_TIMEOUT).await {
+                Ok(Event::Prompt) => break,
+                Ok(Event::Response { lines, result }) => {
+                    finish(&command, lines, result)?;
+                    return Err(CommandError::Rejected {
+                        command,
+                        result: FinalResult::Other("OK without a prompt".to_owned()),
+                    });
+                }
+                Ok(_) => {}
+                Err(e @ CommandError::Timeout { .. }) => {
+                    // Never leave the modem waiting for a PDU.
+                    self.cancel_prompt().await?;
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut payload = Vec::with_capacity(pdu_hex.len() + 1);
+        payload.extend_from_slice(pdu_hex.as_bytes());
+        payload.push(CTRL_Z);
+        self.write(&payload).await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Event::Response { lines, result } = self.next_event(deadline, &command, timeout).await? {
+                let lines = finish(&command, lines, result)?;
+                return lines
+                    .iter()
+                    .find_map(|line| parse_cmgs(line))
+                    .ok_or(CommandError::Rejected {
+                        command,
+                        result: FinalResult::Other("OK without +CMGS: <mr>".to_owned()),
+                    });
+            }
+        }
+    }
+
+    /// Wait for bytes while idle and digest them (URCs, or the port closing). Cancel-safe.
+    pub async fn idle_read(&mut self) -> Result<(), CommandError> {
+        let mut buf = [0u8; 512];
+        let n = self.stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(CommandError::Closed);
+        }
+        self.digester.feed(&buf[..n]);
+        while let Some(event) = self.digester.next_event() {
+            self.keep_unsolicited(event);
+        }
+        Ok(())
+    }
+
+    async fn start(&mut self, command: &str) -> Result<(), CommandError> {
+        self.digester.command_sent(command);
+        let mut line = Vec::with_capacity(command.len() + 1);
+        line.extend_from_slice(command.as_bytes());
+        line.push(b'\r');
+        self.stats.commands += 1;
+        self.write(&line).await
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), CommandError> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await?;
+        self.stats.bytes_written += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// The next event that answers the command in flight (`Response` or `Prompt`);
+    /// URCs are kept, echo and garbage dropped.
+    async fn next_event(&mut self, deadline: Instant, command: &str, timeout: Duration) -> Result<Event, CommandError> {
+        let mut buf = [0u8; 512];
+        loop {
+            while let Some(event) = self.digester.next_event() {
+                match event {
+                    Event::Response { .. } | Event::Prompt => return Ok(event),
+                    other => self.keep_unsolicited(other),
+                }
+            }
+            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await;
+            match read {
+                Err(_) => {
+                    self.digester.reset();
+                    return Err(CommandError::Timeout {
+                        command: command.to_owned(),
+                        timeout,
+                    });
+                }
+                Ok(Ok(0)) => return Err(CommandError::Closed),
+                Ok(Ok(n)) => self.digester.feed(&buf[..n]),
+                Ok(Err(e)) => return Err(CommandError::Io(e)),
+            }
+        }
+    }
+
+    fn keep_unsolicited(&mut self, event: Event) {
+        match event {
+            Event::Urc(urc) => {
+                tracing::debug!(urc = %urc.line, "unsolicited result code");
+                self.urcs.push(urc);
+            }
+            Event::Garbage(bytes) => tracing::trace!(len = bytes.len(), "garbage from the modem"),
+            Event::Echo(_) | Event::Response { .. } | Event::Prompt => {}
+        }
+    }
+}
+
+fn finish(command: &str, lines: Vec<String>, result: FinalResult) -> Result<Vec<String>, CommandError> {
+    match result {
+        FinalResult::Ok => Ok(lines),
+        result => Err(CommandError::Rejected {
+            command: command.to_owned(),
+            result,
+        }),
+    }
+}
+
+fn parse_cmgs(line: &str) -> Option<u8> {
+    line.strip_prefix("+CMGS:")?.trim().parse().ok()
+}

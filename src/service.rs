@@ -1,0 +1,156 @@
+//! What `/2fa/send` and `/2fa/verify` do, independent of HTTP: issue a code and queue
+//! its SMS durably; judge a verification attempt.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use tokio::sync::Notify;
+
+use crate::config::{OtpConfig, SmsConfig};
+use crate::otp::{judge_attempt, AttemptVerdict, Clock, CodeHasher, OtpCode, ServiceName, Template};
+use crate::sms::{self, PhoneNumber};
+use crate::store::{CodeRecord, CodeScope, MessageRecord, NewCode, OutboundMessage, Store, StoreError};
+
+/// A validated send request.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    pub service: ServiceName,
+    pub from: PhoneNumber,
+    pub to: PhoneNumber,
+    pub body: Template,
+}
+
+/// A validated verify request. The candidate code is kept as given; anything that is
+/// not the code is simply a wrong code.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    pub service: ServiceName,
+    pub number: PhoneNumber,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub message_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("the SMS would need {parts_needed} parts; at most {max_parts} are allowed")]
+    BodyTooLong { parts_needed: usize, max_parts: usize },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Policy knobs taken from the config (reloadable as a whole).
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub otp: OtpConfig,
+    pub sms: SmsConfig,
+}
+
+#[derive(Clone)]
+pub struct TwoFactor {
+    store: Store,
+    hasher: CodeHasher,
+    clock: Arc<dyn Clock>,
+    policy: Arc<Policy>,
+    /// Wakes the dispatcher when a message is queued.
+    queued: Arc<Notify>,
+}
+
+impl TwoFactor {
+    pub fn new(store: Store, hasher: CodeHasher, clock: Arc<dyn Clock>, policy: Policy, queued: Arc<Notify>) -> Self {
+        Self {
+            store,
+            hasher,
+            clock,
+            policy: Arc::new(policy),
+            queued,
+        }
+    }
+
+    /// Generate a code, store its hash and queue its SMS; returns once both are durable.
+    pub async fn send(&self, account: &str, request: &SendRequest) -> Result<Issued, IssueError> {
+        let code = OtpCode::generate(self.policy.otp.code_length);
+        let text = request.body.render(&code);
+        let plan = sms::plan(&text);
+        if plan.parts > self.policy.sms.max_parts {
+            return Err(IssueError::BodyTooLong {
+                parts_needed: plan.parts,
+                max_parts: self.policy.sms.max_parts,
+            });
+        }
+        let now = self.clock.now();
+        let ttl = i64::try_from(self.policy.otp.ttl_secs).unwrap_or(i64::MAX);
+        let expires_at = now + chrono::Duration::seconds(ttl);
+        let scope = scope(account, &request.service, &request.to);
+        let message_id = new_message_id();
+        let new = NewCode {
+            record: CodeRecord {
+                hash: self.hasher.hash_code(&scope.to_key(), &code),
+                created_at: now,
+                expires_at,
+                attempts: 0,
+                max_attempts: self.policy.otp.max_attempts,
+                message_id: message_id.clone(),
+            },
+            message: OutboundMessage {
+                id: message_id.clone(),
+                account: account.to_owned(),
+                from: request.from.as_str().to_owned(),
+                to: request.to.as_str().to_owned(),
+                text,
+                expires_at,
+                attempts: 0,
+            },
+            service: request.service.as_str().to_owned(),
+            to_masked: request.to.masked(),
+            scope,
+        };
+        self.store.issue_code(&new)?;
+        self.store.durable().await?;
+        self.queued.notify_one();
+        tracing::info!(message_id = %message_id, to = %request.to, service = request.service.as_str(), "code issued, SMS queued");
+        Ok(Issued {
+            message_id,
+            expires_at,
+        })
+    }
+
+    /// Judge one attempt; the outcome is durable when this returns.
+    pub async fn verify(&self, account: &str, request: &VerifyRequest) -> Result<AttemptVerdict, StoreError> {
+        let scope = scope(account, &request.service, &request.number);
+        let scope_key = scope.to_key();
+        let now = self.clock.now();
+        let verdict = self.store.attempt(&scope, now, |state, stored| {
+            judge_attempt(state, now, || self.hasher.matches(&scope_key, &request.code, stored))
+        })?;
+        self.store.durable().await?;
+        tracing::info!(number = %request.number, service = request.service.as_str(), outcome = ?verdict, "verification attempt");
+        Ok(verdict)
+    }
+
+    /// The status history of a message, if it belongs to `account`.
+    pub fn message(&self, account: &str, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(self.store.message(id)?.filter(|m| m.account == account))
+    }
+}
+
+fn scope(account: &str, service: &ServiceName, number: &PhoneNumber) -> CodeScope {
+    CodeScope {
+        account: account.to_owned(),
+        service: service.as_str().to_owned(),
+        number: number.as_str().to_owned(),
+    }
+}
+
+/// `SM` + 32 hex digits from the CSPRNG: unguessable, so one account cannot probe
+/// another's message ids.
+fn new_message_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("SM{}", hex::encode(bytes))
+}

@@ -1,0 +1,126 @@
+//! Durable state in sled. Nothing outside this module names sled.
+//!
+//! Trees:
+//! - `codes`: scope key → [`CodeRecord`] (keyed hash only, never the code)
+//! - `expiry`: (expires_at, scope key) → () — the purge task's index
+//! - `outbox`: (due, message id) → [`OutboundMessage`] waiting to be sent
+//! - `inflight`: message id → [`OutboundMessage`] claimed by the dispatcher; put back
+//!   into `outbox` at start-up, because a crash mid-send must not lose it
+//! - `messages`: message id → [`MessageRecord`] (status history, no text)
+
+mod codes;
+mod flusher;
+mod outbox;
+mod records;
+
+use std::path::Path;
+
+pub use codes::NewCode;
+pub use outbox::Claim;
+pub use records::{
+    CodeRecord, CodeScope, MessageRecord, MessageStatus, OutboundMessage, Transition,
+};
+
+use flusher::Flusher;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database at {path}: {source}")]
+    Open {
+        path: std::path::PathBuf,
+        source: sled::Error,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] sled::Error),
+    #[error("database flush failed: {0}")]
+    Flush(String),
+    #[error("corrupt record in tree {tree}: {source}")]
+    Corrupt {
+        tree: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
+    fn from(e: sled::transaction::TransactionError<StoreError>) -> Self {
+        match e {
+            sled::transaction::TransactionError::Abort(inner) => inner,
+            sled::transaction::TransactionError::Storage(e) => StoreError::Db(e),
+        }
+    }
+}
+
+/// Keep sled's page cache small: the working set is a few KiB per live code.
+const CACHE_CAPACITY: u64 = 32 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    codes: sled::Tree,
+    expiry: sled::Tree,
+    outbox: sled::Tree,
+    inflight: sled::Tree,
+    messages: sled::Tree,
+    flusher: Flusher,
+}
+
+impl Store {
+    /// Open (or create) the database in `path`. Must be called inside a tokio runtime
+    /// (it starts the group-commit flusher).
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(CACHE_CAPACITY)
+            .open()
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        let tree = |name: &str| db.open_tree(name);
+        Ok(Self {
+            codes: tree("codes")?,
+            expiry: tree("expiry")?,
+            outbox: tree("outbox")?,
+            inflight: tree("inflight")?,
+            messages: tree("messages")?,
+            flusher: Flusher::spawn(db.clone()),
+            db,
+        })
+    }
+
+    /// Resolves once every write made before the call is on disk (group commit).
+    pub async fn durable(&self) -> Result<(), StoreError> {
+        self.flusher.flush().await.map_err(StoreError::Flush)
+    }
+
+    /// Flush synchronously, for shutdown.
+    pub fn flush_now(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        self.messages
+            .get(id.as_bytes())?
+            .map(|bytes| decode(&bytes, "messages"))
+            .transpose()
+    }
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Our record types serialize infallibly: plain structs, string keys, no maps with
+    // non-string keys.
+    serde_json::to_vec(value).expect("record types always serialize")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
+}
+
+/// Abort a sled transaction with a decoding error.
+fn decode_tx<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    tree: &'static str,
+) -> Result<T, sled::transaction::ConflictableTransactionError<StoreError>> {
+    decode(bytes, tree).map_err(sled::transaction::ConflictableTransactionError::Abort)
+}

@@ -1,0 +1,158 @@
+//! What the trees hold, and how their keys are laid out so that range scans answer
+//! the questions we ask (what is due, what has expired).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The (account, service, number) a code belongs to. Encoded with length prefixes, so
+/// no choice of service name can make two scopes collide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeScope {
+    pub account: String,
+    pub service: String,
+    /// E.164, full: this never leaves the process except towards the modem.
+    pub number: String,
+}
+
+impl CodeScope {
+    pub fn to_key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(6 + self.account.len() + self.service.len() + self.number.len());
+        for part in [&self.account, &self.service, &self.number] {
+            // Fields are bounded far below 64 KiB by the API and the config.
+            let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+            key.extend_from_slice(&len.to_be_bytes());
+            key.extend_from_slice(part.as_bytes());
+        }
+        key
+    }
+}
+
+/// A live code. Only its keyed hash is kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeRecord {
+    pub hash: [u8; 32],
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub message_id: String,
+}
+
+/// An SMS waiting in the outbox (or claimed, in `inflight`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    pub id: String,
+    pub account: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    pub expires_at: DateTime<Utc>,
+    /// Send attempts made so far.
+    pub attempts: u32,
+}
+
+impl std::fmt::Debug for OutboundMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundMessage")
+            .field("id", &self.id)
+            .field("account", &self.account)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Queued,
+    Sending,
+    Sent,
+    Delivered,
+    Failed,
+}
+
+impl MessageStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Delivered | Self::Failed)
+    }
+}
+
+/// One step of a message's life, as shown by `GET /2fa/messages/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub at: DateTime<Utc>,
+    pub status: MessageStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modem: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_references: Vec<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A message's status and history. Holds no text and only the masked number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub id: String,
+    pub account: String,
+    pub service: String,
+    pub to_masked: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub status: MessageStatus,
+    pub history: Vec<Transition>,
+}
+
+impl MessageRecord {
+    pub fn push(&mut self, transition: Transition) {
+        self.status = transition.status;
+        self.history.push(transition);
+    }
+}
+
+/// Big-endian milliseconds, so byte order is time order.
+pub fn time_key(at: DateTime<Utc>) -> [u8; 8] {
+    // Times before 1970 never occur here; clamp rather than wrap if one does.
+    u64::try_from(at.timestamp_millis()).unwrap_or(0).to_be_bytes()
+}
+
+/// `outbox` key: due time, then message id.
+pub fn outbox_key(due: DateTime<Utc>, id: &str) -> Vec<u8> {
+    let mut key = time_key(due).to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// `expiry` key: expiry time, then the code's scope key.
+pub fn expiry_key(expires_at: DateTime<Utc>, scope_key: &[u8]) -> Vec<u8> {
+    let mut key = time_key(expires_at).to_vec();
+    key.extend_from_slice(scope_key);
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_keys_cannot_collide_through_separators() {
+        let a = CodeScope {
+            account: "AC1".into(),
+            service: "a\0b".into(),
+            number: "+15551234567".into(),
+        };
+        let b = CodeScope {
+            account: "AC1\0a".into(),
+            service: "b".into(),
+            number: "+15551234567".into(),
+        };
+        assert_ne!(a.to_key(), b.to_key());
+    }
+
+    #[test]
+    fn time_keys_sort_by_time() {
+        let early = Utc::now();
+        let late = early + chrono::Duration::milliseconds(1);
+        assert!(outbox_key(early, "SMz") < outbox_key(late, "SMa"));
+    }
+}

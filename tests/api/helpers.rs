@@ -1,0 +1,140 @@
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::{Client, Response};
+use serde_json::{json, Value};
+use sms2fa::app::Application;
+use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
+use sms2fa::sim::{ReceivedSms, SimOptions, SmsLog};
+use sms2fa::simulate::PtyModem;
+use tokio::sync::oneshot;
+
+pub const SID: &str = "ACtest1";
+pub const TOKEN: &str = "token-one";
+pub const OTHER_SID: &str = "ACtest2";
+pub const OTHER_TOKEN: &str = "token-two";
+pub const TO: &str = "+13216549878";
+pub const FROM: &str = "+15550001111";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub sms: SmsLog,
+    _modem: PtyModem,
+    _state: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+/// The daemon on port 0, its modem a simulated one on a real pseudo-terminal.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let state = tempfile::tempdir().expect("temp dir");
+    let sms = SmsLog::in_memory();
+    let modem = PtyModem::start(SimOptions::default(), sms.clone()).expect("pty modem");
+    let mut config = Config::parse("", Path::new("test"), Requirements::Nothing).expect("empty config");
+    config.http.listen = "127.0.0.1:0".parse().expect("address");
+    config.storage.path = state.path().join("state");
+    config.accounts = vec![account(SID, TOKEN), account(OTHER_SID, OTHER_TOKEN)];
+    config.modems = vec![ModemConfig {
+        name: "sim0".into(),
+        device: modem.device.clone(),
+        baud: 115_200,
+        pin: None,
+        number: None,
+    }];
+    adjust(&mut config);
+    let app = Application::build(&config).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        client: Client::new(),
+        sms,
+        _modem: modem,
+        _state: state,
+        _stop: stop,
+    }
+}
+
+fn account(sid: &str, token: &str) -> AccountConfig {
+    AccountConfig {
+        sid: sid.into(),
+        token: Some(token.into()),
+        token_sha256: None,
+    }
+}
+
+pub fn send_body(service: &str, to: &str) -> Value {
+    json!({"service": service, "from": FROM, "to": to, "body": "Your {code} for login"})
+}
+
+impl TestApp {
+    pub async fn post_as(&self, path: &str, sid: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .basic_auth(sid, Some(token))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.post_as(path, SID, TOKEN, body).await
+    }
+
+    pub async fn send_code(&self, service: &str, to: &str) -> Value {
+        let response = self.post("/2fa/send", &send_body(service, to)).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    pub async fn verify_as(&self, sid: &str, token: &str, service: &str, number: &str, code: &str) -> (u16, Value) {
+        let response = self
+            .post_as(
+                "/2fa/verify",
+                sid,
+                token,
+                &json!({"service": service, "number": number, "code": code}),
+            )
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("json"))
+    }
+
+    pub async fn verify(&self, service: &str, number: &str, code: &str) -> (u16, Value) {
+        self.verify_as(SID, TOKEN, service, number, code).await
+    }
+
+    /// Wait for the `count`th SMS to reach the simulator.
+    pub async fn nth_sms(&self, count: usize) -> ReceivedSms {
+        let all = self.sms.wait_for(count, Duration::from_secs(20)).await;
+        assert!(all.len() >= count, "only {} SMS arrived, expected {count}", all.len());
+        all[count - 1].clone()
+    }
+}
+
+/// The code inside an SMS rendered from "Your {code} for login".
+pub fn code_in(sms: &ReceivedSms) -> String {
+    let code: String = sms
+        .text
+        .strip_prefix("Your ")
+        .and_then(|rest| rest.strip_suffix(" for login"))
+        .unwrap_or_else(|| panic!("unexpected SMS text {:?}", sms.text))
+        .to_owned();
+    assert_eq!(code.len(), 6, "code {code:?}");
+    assert!(code.bytes().all(|b| b.is_ascii_digit()), "code {code:?}");
+    code
+}
+
+/// Any 6-digit code other than `code`.
+pub fn wrong(code: &str) -> String {
+    let first = if code.starts_with('0') { '1' } else { '0' };
+    format!("{first}{}", &code[1..])
+}
