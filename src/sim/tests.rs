@@ -9,6 +9,9 @@ use tokio::time::{timeout, Instant};
 
 use super::*;
 
+mod pty;
+mod switches;
+
 /// "hellohello" to +46708251358, GSM 7-bit, TPDU 23 octets (hand-checked).
 pub(super) const HELLO_PDU: &str = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37";
 const WAIT: Duration = Duration::from_secs(5);
@@ -90,6 +93,12 @@ async fn echo_is_on_at_boot_until_ate0_and_back_with_ate1() {
     host.at("ATE1", "\r\nOK\r\n").await;
     host.send(b"at+cmee=1\r").await;
     host.expect(b"at+cmee=1\r\r\nOK\r\n").await;
+    host.send(b"ATE0\r").await;
+    host.expect(b"ATE0\r\r\nOK\r\n").await;
+    // ATZ restores the stored profile: echo on, +CMEE=0.
+    host.at("ATZ", "\r\nOK\r\n").await;
+    host.send(b"AT+CMEE?\r").await;
+    host.expect(b"AT+CMEE?\r\r\n+CMEE: 0\r\n\r\nOK\r\n").await;
 }
 
 #[tokio::test]
@@ -122,11 +131,7 @@ async fn information_commands() {
     host.at("AT+CSMP=17,167,0,0", "\r\nOK\r\n").await;
     host.at("AT+CSCS=\"IRA\"", "\r\nOK\r\n").await;
     host.at("AT+CMGF=0", "\r\nOK\r\n").await;
-    host.at("ATZ", "\r\nOK\r\n").await;
-    host.send(b"AT^CURC=0\r").await;
-    host.expect(b"AT^CURC=0\r\r\nERROR\r\n").await;
-    host.send(b"ATE0\r").await;
-    host.expect(b"ATE0\r\r\nOK\r\n").await;
+    host.at("AT^CURC=0", "\r\nERROR\r\n").await;
     host.at("AT+FOO", "\r\nERROR\r\n").await;
     host.at("garbage", "\r\nERROR\r\n").await;
     // ESC and NUL in command mode (a driver clearing a stale prompt) are dropped.
