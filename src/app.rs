@@ -59,7 +59,10 @@ impl Application {
     }
 
     /// As [`Application::build`], with time from `clock` (tests move it by hand).
-    pub async fn build_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+    pub async fn build_with_clock(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
         let state_dir = &config.storage.path;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -84,7 +87,10 @@ impl Application {
                     baud: modem.baud,
                     pin: modem.pin.clone(),
                     // Validated when the config was loaded.
-                    number: modem.number.as_deref().and_then(|n| PhoneNumber::parse(n).ok()),
+                    number: modem
+                        .number
+                        .as_deref()
+                        .and_then(|n| PhoneNumber::parse(n).ok()),
                     max_parts: config.sms.max_parts,
                 };
                 spawn_modem(settings, wake.clone(), stop.child_token())
@@ -92,14 +98,19 @@ impl Application {
             .collect();
 
         let mut background = Vec::new();
-        let dispatcher = Dispatcher::new(store.clone(), modems.clone(), wake.clone(), clock.clone());
+        let dispatcher =
+            Dispatcher::new(store.clone(), modems.clone(), wake.clone(), clock.clone());
         let dispatcher_stop = stop.child_token();
         background.push(tokio::spawn(async move {
             if let Err(e) = dispatcher.run(dispatcher_stop).await {
                 tracing::error!(error = %e, "the dispatcher stopped on a storage error");
             }
         }));
-        background.push(tokio::spawn(purge_expired(store.clone(), clock.clone(), stop.child_token())));
+        background.push(tokio::spawn(purge_expired(
+            store.clone(),
+            clock.clone(),
+            stop.child_token(),
+        )));
 
         let policy = Policy {
             otp: config.otp.clone(),
@@ -129,7 +140,9 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         // A bound TcpListener always has a local address.
-        self.listener.local_addr().expect("bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
     }
 
     pub fn modems(&self) -> &[ModemHandle] {
@@ -137,7 +150,10 @@ impl Application {
     }
 
     /// Serve until `shutdown` resolves, then stop the workers and flush the store.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         tracing::info!(listen = %self.local_addr(), modems = self.modems.len(), "sms2fa is serving");
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)

@@ -233,12 +233,14 @@ impl Config {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-        config.validate(needs).map_err(|problem| ConfigError::Invalid {
-            path: path.to_owned(),
-            line: locate_key(source, &problem.section, problem.index, &problem.key),
-            key: problem.dotted_key(),
-            message: problem.message,
-        })?;
+        config
+            .validate(needs)
+            .map_err(|problem| ConfigError::Invalid {
+                path: path.to_owned(),
+                line: locate_key(source, &problem.section, problem.index, &problem.key),
+                key: problem.dotted_key(),
+                message: problem.message,
+            })?;
         Ok(config)
     }
 
@@ -264,31 +266,48 @@ impl Config {
             return Err(Problem::new("sms", "max_parts", "must be 1 to 255"));
         }
         if self.http.max_body_bytes < 256 {
-            return Err(Problem::new("http", "max_body_bytes", "must be at least 256"));
+            return Err(Problem::new(
+                "http",
+                "max_body_bytes",
+                "must be at least 256",
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(Problem::new("log", "filter", &format!("invalid filter: {e}")));
+            return Err(Problem::new(
+                "log",
+                "filter",
+                &format!("invalid filter: {e}"),
+            ));
         }
 
         let mut sids = std::collections::HashSet::new();
         for (i, account) in self.accounts.iter().enumerate() {
             let at = |key: &str, message: &str| Problem::indexed("account", i, key, message);
             if account.sid.is_empty() || account.sid.chars().any(|c| c.is_control() || c == ':') {
-                return Err(at("sid", "must be non-empty, without ':' or control characters"));
+                return Err(at(
+                    "sid",
+                    "must be non-empty, without ':' or control characters",
+                ));
             }
             if !sids.insert(account.sid.as_str()) {
                 return Err(at("sid", "is used by two accounts"));
             }
             match (&account.token, &account.token_sha256) {
                 (Some(_), Some(_)) => {
-                    return Err(at("token", "give either `token` or `token_sha256`, not both"))
+                    return Err(at(
+                        "token",
+                        "give either `token` or `token_sha256`, not both",
+                    ))
                 }
                 (None, None) => return Err(at("token", "missing: give `token` or `token_sha256`")),
                 (Some(token), None) if token.is_empty() => {
                     return Err(at("token", "must not be empty"))
                 }
                 (None, Some(digest)) if !is_sha256_hex(digest) => {
-                    return Err(at("token_sha256", "must be 64 hex digits (sms2fa hash-token)"))
+                    return Err(at(
+                        "token_sha256",
+                        "must be 64 hex digits (sms2fa hash-token)",
+                    ))
                 }
                 _ => {}
             }
@@ -320,10 +339,18 @@ impl Config {
 
         if needs == Requirements::AccountsAndModems {
             if self.accounts.is_empty() {
-                return Err(Problem::new("account", "sid", "no [[account]] configured: nobody could call the API"));
+                return Err(Problem::new(
+                    "account",
+                    "sid",
+                    "no [[account]] configured: nobody could call the API",
+                ));
             }
             if self.modems.is_empty() {
-                return Err(Problem::new("modem", "device", "no [[modem]] configured: no SMS could be sent"));
+                return Err(Problem::new(
+                    "modem",
+                    "device",
+                    "no [[modem]] configured: no SMS could be sent",
+                ));
             }
         }
         Ok(())
@@ -430,7 +457,11 @@ number = "+13216549878"
 "#;
 
     fn parse(source: &str) -> Result<Config, ConfigError> {
-        Config::parse(source, Path::new("sms2fa.toml"), Requirements::AccountsAndModems)
+        Config::parse(
+            source,
+            Path::new("sms2fa.toml"),
+            Requirements::AccountsAndModems,
+        )
     }
 
     #[test]
@@ -464,7 +495,9 @@ number = "+13216549878"
 
     #[test]
     fn second_modem_problem_points_at_that_modem() {
-        let source = format!("{GOOD}\n[[modem]]\nname = \"dongle1\"\ndevice = \"/dev/x\"\nnumber = \"12345\"\n");
+        let source = format!(
+            "{GOOD}\n[[modem]]\nname = \"dongle1\"\ndevice = \"/dev/x\"\nnumber = \"12345\"\n"
+        );
         let message = parse(&source).unwrap_err().to_string();
         assert!(message.contains("`modem[1].number`"), "{message}");
         assert!(message.contains("line 27"), "{message}");
@@ -473,17 +506,26 @@ number = "+13216549878"
     #[test]
     fn long_ttl_needs_explicit_consent() {
         let source = GOOD.replace("ttl_secs = 600", "ttl_secs = 3600");
-        assert!(parse(&source).unwrap_err().to_string().contains("allow_long_ttl"));
+        assert!(parse(&source)
+            .unwrap_err()
+            .to_string()
+            .contains("allow_long_ttl"));
         let source = source.replace("[otp]", "[otp]\nallow_long_ttl = true");
         assert_eq!(parse(&source).unwrap().otp.ttl_secs, 3600);
     }
 
     #[test]
     fn account_needs_exactly_one_token_form() {
-        let both = GOOD.replace("token = \"secret\"", "token = \"secret\"\ntoken_sha256 = \"00\"");
+        let both = GOOD.replace(
+            "token = \"secret\"",
+            "token = \"secret\"\ntoken_sha256 = \"00\"",
+        );
         assert!(parse(&both).unwrap_err().to_string().contains("not both"));
         let bad_hash = GOOD.replace("token = \"secret\"", "token_sha256 = \"abc\"");
-        assert!(parse(&bad_hash).unwrap_err().to_string().contains("64 hex digits"));
+        assert!(parse(&bad_hash)
+            .unwrap_err()
+            .to_string()
+            .contains("64 hex digits"));
     }
 
     #[test]

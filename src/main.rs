@@ -12,7 +12,11 @@ use sms2fa::sim::{SimOptions, SmsLog};
 use sms2fa::simulate::PtyModem;
 
 #[derive(Parser)]
-#[command(name = "sms2fa", version, about = "On-premise SMS two-factor-authentication gateway")]
+#[command(
+    name = "sms2fa",
+    version,
+    about = "On-premise SMS two-factor-authentication gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,7 +27,11 @@ enum Command {
     /// Run the daemon.
     Serve {
         /// The configuration file.
-        #[arg(long, default_value = "/etc/sms2fa/sms2fa.toml", conflicts_with = "simulate")]
+        #[arg(
+            long,
+            default_value = "/etc/sms2fa/sms2fa.toml",
+            conflicts_with = "simulate"
+        )]
         config: PathBuf,
         /// Run with a built-in simulated modem and a demo account; no file, no hardware.
         #[arg(long)]
@@ -64,7 +72,8 @@ fn main() -> anyhow::Result<()> {
             state_dir,
             listen,
         } => {
-            let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             if simulate {
                 runtime.block_on(serve_simulated(state_dir, listen))
             } else {
@@ -83,9 +92,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let mut config = Config::parse("", std::path::Path::new("--simulate"), Requirements::Nothing)?;
+    let mut config = Config::parse(
+        "",
+        std::path::Path::new("--simulate"),
+        Requirements::Nothing,
+    )?;
     sms2fa::telemetry::init(&config.log.filter)?;
-    std::fs::create_dir_all(&state_dir).with_context(|| format!("cannot create {}", state_dir.display()))?;
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let state_dir = state_dir.canonicalize()?;
     let sms_file = state_dir.join("sms.jsonl");
     let modem = PtyModem::start(SimOptions::default(), SmsLog::with_file(sms_file.clone()))?;
@@ -108,7 +122,10 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
     println!("sms2fa is running with a simulated modem (Ctrl-C to stop)");
     println!("  listening on   http://{addr}");
     println!("  demo account   SID {DEMO_SID}  token {DEMO_TOKEN}");
-    println!("  simulated SMS  {} (one JSON line per SMS)", sms_file.display());
+    println!(
+        "  simulated SMS  {} (one JSON line per SMS)",
+        sms_file.display()
+    );
     println!("  state folder   {}", state_dir.display());
     println!();
     println!("Try:");

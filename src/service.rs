@@ -8,9 +8,13 @@ use rand::RngCore;
 use tokio::sync::Notify;
 
 use crate::config::{OtpConfig, SmsConfig};
-use crate::otp::{judge_attempt, AttemptVerdict, Clock, CodeHasher, OtpCode, ServiceName, Template};
+use crate::otp::{
+    judge_attempt, AttemptVerdict, Clock, CodeHasher, OtpCode, ServiceName, Template,
+};
 use crate::sms::{self, PhoneNumber};
-use crate::store::{CodeRecord, CodeScope, MessageRecord, NewCode, OutboundMessage, Store, StoreError};
+use crate::store::{
+    CodeRecord, CodeScope, MessageRecord, NewCode, OutboundMessage, Store, StoreError,
+};
 
 /// A validated send request.
 #[derive(Debug, Clone)]
@@ -39,7 +43,10 @@ pub struct Issued {
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
     #[error("the SMS would need {parts_needed} parts; at most {max_parts} are allowed")]
-    BodyTooLong { parts_needed: usize, max_parts: usize },
+    BodyTooLong {
+        parts_needed: usize,
+        max_parts: usize,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -62,7 +69,13 @@ pub struct TwoFactor {
 }
 
 impl TwoFactor {
-    pub fn new(store: Store, hasher: CodeHasher, clock: Arc<dyn Clock>, policy: Policy, queued: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        hasher: CodeHasher,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        queued: Arc<Notify>,
+    ) -> Self {
         Self {
             store,
             hasher,
@@ -121,12 +134,18 @@ impl TwoFactor {
     }
 
     /// Judge one attempt; the outcome is durable when this returns.
-    pub async fn verify(&self, account: &str, request: &VerifyRequest) -> Result<AttemptVerdict, StoreError> {
+    pub async fn verify(
+        &self,
+        account: &str,
+        request: &VerifyRequest,
+    ) -> Result<AttemptVerdict, StoreError> {
         let scope = scope(account, &request.service, &request.number);
         let scope_key = scope.to_key();
         let now = self.clock.now();
         let verdict = self.store.attempt(&scope, now, |state, stored| {
-            judge_attempt(state, now, || self.hasher.matches(&scope_key, &request.code, stored))
+            judge_attempt(state, now, || {
+                self.hasher.matches(&scope_key, &request.code, stored)
+            })
         })?;
         self.store.durable().await?;
         tracing::info!(number = %request.number, service = request.service.as_str(), outcome = ?verdict, "verification attempt");

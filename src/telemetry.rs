@@ -39,11 +39,17 @@ pub fn init(filter: &str) -> Result<(), TelemetryError> {
 
 fn max_level(filter: &EnvFilter) -> log::LevelFilter {
     match filter.max_level_hint() {
-        Some(level) if level >= tracing::level_filters::LevelFilter::TRACE => log::LevelFilter::Trace,
-        Some(level) if level >= tracing::level_filters::LevelFilter::DEBUG => log::LevelFilter::Debug,
+        Some(level) if level >= tracing::level_filters::LevelFilter::TRACE => {
+            log::LevelFilter::Trace
+        }
+        Some(level) if level >= tracing::level_filters::LevelFilter::DEBUG => {
+            log::LevelFilter::Debug
+        }
         Some(level) if level >= tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
         Some(level) if level >= tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
-        Some(level) if level >= tracing::level_filters::LevelFilter::ERROR => log::LevelFilter::Error,
+        Some(level) if level >= tracing::level_filters::LevelFilter::ERROR => {
+            log::LevelFilter::Error
+        }
         Some(_) => log::LevelFilter::Off,
         None => log::LevelFilter::Trace,
     }

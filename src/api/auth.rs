@@ -19,7 +19,9 @@ pub struct Accounts {
 
 impl std::fmt::Debug for Accounts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Accounts").field("count", &self.by_sid.len()).finish()
+        f.debug_struct("Accounts")
+            .field("count", &self.by_sid.len())
+            .finish()
     }
 }
 
@@ -69,7 +71,9 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (sid, token) = decoded.split_once(':')?;
     Some((sid.to_owned(), token.to_owned()))
@@ -98,13 +102,19 @@ mod tests {
     fn basic(user_pass: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
         let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(&format!("Basic {encoded}")).unwrap());
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+        );
         headers
     }
 
     #[test]
     fn accepts_both_token_forms() {
-        assert_eq!(accounts().authenticate(&basic("AC1:secret")).unwrap(), "AC1");
+        assert_eq!(
+            accounts().authenticate(&basic("AC1:secret")).unwrap(),
+            "AC1"
+        );
         assert_eq!(accounts().authenticate(&basic("AC2:other")).unwrap(), "AC2");
     }
 

@@ -9,7 +9,10 @@ use super::error::ApiError;
 
 /// The body as a JSON object: 415 for another content type, 413 when too large, 400
 /// when it is not a JSON object.
-pub fn json_object(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
+pub fn json_object(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Map<String, Value>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -28,7 +31,11 @@ pub fn json_object(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> 
             "body_too_large",
             "the request body is larger than this server accepts",
         ),
-        status => ApiError::new(status, "unreadable_body", "the request body could not be read"),
+        status => ApiError::new(
+            status,
+            "unreadable_body",
+            "the request body could not be read",
+        ),
     })?;
     match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(map)) => Ok(map),
@@ -40,16 +47,31 @@ pub fn json_object(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> 
         Err(e) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "malformed_json",
-            format!("the request body is not valid JSON (line {}, column {})", e.line(), e.column()),
+            format!(
+                "the request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )),
     }
 }
 
 /// A required string field.
-pub fn string_field<'a>(object: &'a Map<String, Value>, field: &'static str) -> Result<&'a str, ApiError> {
+pub fn string_field<'a>(
+    object: &'a Map<String, Value>,
+    field: &'static str,
+) -> Result<&'a str, ApiError> {
     match object.get(field) {
         Some(Value::String(s)) => Ok(s),
-        None | Some(Value::Null) => Err(ApiError::field(field, "missing_field", format!("`{field}` is required"))),
-        Some(_) => Err(ApiError::field(field, "invalid_field", format!("`{field}` must be a string"))),
+        None | Some(Value::Null) => Err(ApiError::field(
+            field,
+            "missing_field",
+            format!("`{field}` is required"),
+        )),
+        Some(_) => Err(ApiError::field(
+            field,
+            "invalid_field",
+            format!("`{field}` must be a string"),
+        )),
     }
 }

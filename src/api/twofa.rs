@@ -36,7 +36,9 @@ pub async fn send(
         }) => Err(ApiError::field(
             "body",
             "body_too_long",
-            format!("the SMS would need {parts_needed} parts; this server sends at most {max_parts}"),
+            format!(
+                "the SMS would need {parts_needed} parts; this server sends at most {max_parts}"
+            ),
         )
         .with("parts_needed", parts_needed)
         .with("max_parts", max_parts)),
@@ -65,9 +67,11 @@ pub async fn verify(
             "status": "approved",
             "verified": true,
         }))),
-        AttemptVerdict::Wrong { remaining } => Err(ApiError::field("code", "invalid_code", "the code is wrong")
-            .with("verified", false)
-            .with("attempts_remaining", remaining)),
+        AttemptVerdict::Wrong { remaining } => {
+            Err(ApiError::field("code", "invalid_code", "the code is wrong")
+                .with("verified", false)
+                .with("attempts_remaining", remaining))
+        }
         AttemptVerdict::NotFound => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -89,7 +93,13 @@ pub async fn message(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let account = state.accounts.authenticate(&headers)?;
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such message for this account");
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such message for this account",
+        )
+    };
     let record = state
         .twofa
         .message(&account, &id)
@@ -116,10 +126,14 @@ fn parse_send(object: &Map<String, Value>) -> Result<SendRequest, ApiError> {
         from: phone_field(object, "from")?,
         to: phone_field(object, "to")?,
         body: Template::parse(string_field(object, "body")?).map_err(|e| match e {
-            TemplateError::NoPlaceholder => {
-                ApiError::field("body", "missing_code_placeholder", "`body` must contain {code}")
+            TemplateError::NoPlaceholder => ApiError::field(
+                "body",
+                "missing_code_placeholder",
+                "`body` must contain {code}",
+            ),
+            TemplateError::TooLong => {
+                ApiError::field("body", "body_too_long", format!("`body` {e}"))
             }
-            TemplateError::TooLong => ApiError::field("body", "body_too_long", format!("`body` {e}")),
         })?,
     })
 }
@@ -148,7 +162,6 @@ fn service_field(object: &Map<String, Value>) -> Result<ServiceName, ApiError> {
 }
 
 fn phone_field(object: &Map<String, Value>, field: &'static str) -> Result<PhoneNumber, ApiError> {
-    PhoneNumber::parse(string_field(object, field)?).map_err(|e| {
-        ApiError::field(field, "invalid_phone_number", format!("`{field}`: {e}"))
-    })
+    PhoneNumber::parse(string_field(object, field)?)
+        .map_err(|e| ApiError::field(field, "invalid_phone_number", format!("`{field}`: {e}")))
 }

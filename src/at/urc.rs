@@ -7,16 +7,65 @@ use super::line::extended_name;
 /// information line when the pending command carries the same name (`+CREG: 0,1`
 /// answers `AT+CREG?`), a URC otherwise.
 const EXTENDED: &[&str] = &[
-    // 27.005 message arrival
-    "+CMTI", "+CMT", "+CDS", "+CDSI", "+CBM", "+CBMI", // 27.007
-    "+CUSD", "+CRING", "+CLIP", "+CCWA", "+CREG", "+CGREG", "+CEREG", "+C5GREG", "+CPIN",
-    "+CFUN", "+CIEV", "+CGEV", "+CTZV", "+CTZE", "+CTZU", "+CUSATP", "+CUSATEND",
-    "+PBREADY", // Quectel
-    "+QIND", "+QUSIM", "+QSTK", // SIMCom
-    "*PSUTTZ", "+CPSI", "+STIN", "+SMSFULL", // Huawei
-    "^RSSI", "^HCSQ", "^MODE", "^SRVST", "^SIMST", "^BOOT", "^DSFLOWRPT", "^CEND",
-    "^ORIG", "^CONN", "^CONF", "^STIN", "^SYSSTART", "^RFSWITCH", "^NWTIME", "^SMMEMFULL",
-    "^ACTIVEBAND", "^EONS", "^CSNR", "^CRSSI", "^ECCLIST", "^NDISSTAT", "^LTERSRP",
+    // 27.005: message arrival.
+    "+CMTI",
+    "+CMT",
+    "+CDS",
+    "+CDSI",
+    "+CBM",
+    "+CBMI",
+    // 27.007: calls, USSD, registration, SIM, functionality, time zone, SIM toolkit.
+    "+CUSD",
+    "+CRING",
+    "+CLIP",
+    "+CCWA",
+    "+CREG",
+    "+CGREG",
+    "+CEREG",
+    "+C5GREG",
+    "+CPIN",
+    "+CFUN",
+    "+CIEV",
+    "+CGEV",
+    "+CTZV",
+    "+CTZE",
+    "+CTZU",
+    "+CUSATP",
+    "+CUSATEND",
+    "+PBREADY",
+    // Quectel.
+    "+QIND",
+    "+QUSIM",
+    "+QSTK",
+    // SIMCom.
+    "*PSUTTZ",
+    "+CPSI",
+    "+STIN",
+    "+SMSFULL",
+    // Huawei.
+    "^RSSI",
+    "^HCSQ",
+    "^MODE",
+    "^SRVST",
+    "^SIMST",
+    "^BOOT",
+    "^DSFLOWRPT",
+    "^CEND",
+    "^ORIG",
+    "^CONN",
+    "^CONF",
+    "^STIN",
+    "^SYSSTART",
+    "^RFSWITCH",
+    "^NWTIME",
+    "^SMMEMFULL",
+    "^ACTIVEBAND",
+    "^EONS",
+    "^CSNR",
+    "^CRSSI",
+    "^ECCLIST",
+    "^NDISSTAT",
+    "^LTERSRP",
     "^CPBREADY",
 ];
 
@@ -38,7 +87,6 @@ const PLAIN: &[&str] = &[
     "UNDER-VOLTAGE WARNNING",
     "OVER-VOLTAGE POWER DOWN",
     "OVER-VOLTAGE WARNNING",
-    "^SYSSTART",
 ];
 
 /// Plain URCs that carry a value after a space or a colon (`DST: 1` on SIMCom).

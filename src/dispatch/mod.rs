@@ -35,7 +35,12 @@ struct Finished {
 }
 
 impl Dispatcher {
-    pub fn new(store: Store, modems: Vec<ModemHandle>, wake: Arc<Notify>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        store: Store,
+        modems: Vec<ModemHandle>,
+        wake: Arc<Notify>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             store,
             modems,
@@ -48,7 +53,10 @@ impl Dispatcher {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
         let requeued = self.store.requeue_inflight(self.clock.now())?;
         if requeued > 0 {
-            tracing::warn!(requeued, "messages left in `sending` by the last run are queued again");
+            tracing::warn!(
+                requeued,
+                "messages left in `sending` by the last run are queued again"
+            );
         }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let mut busy = vec![false; self.modems.len()];
@@ -75,7 +83,11 @@ impl Dispatcher {
     }
 
     /// Claim work for every idle ready modem.
-    async fn hand_out(&self, busy: &mut [bool], done: &mpsc::UnboundedSender<Finished>) -> Result<(), StoreError> {
+    async fn hand_out(
+        &self,
+        busy: &mut [bool],
+        done: &mpsc::UnboundedSender<Finished>,
+    ) -> Result<(), StoreError> {
         loop {
             let idle: Vec<usize> = (0..self.modems.len())
                 .filter(|&i| !busy[i] && self.modems[i].status.borrow().state == ModemState::Ready)
@@ -85,7 +97,8 @@ impl Dispatcher {
             }
             let now = self.clock.now();
             let claim = self.store.claim_next(now, |message| {
-                self.route(message, &idle).map(|i| self.modems[i].name.clone())
+                self.route(message, &idle)
+                    .map(|i| self.modems[i].name.clone())
             })?;
             let Claim::Claimed { message, modem } = claim else {
                 return Ok(());
@@ -104,10 +117,11 @@ impl Dispatcher {
     /// The modem that owns the `from` number, while that modem is up (waiting for it
     /// if it is busy); otherwise the idle modem that has sent the least.
     fn route(&self, message: &OutboundMessage, idle: &[usize]) -> Option<usize> {
-        let owner = self
-            .modems
-            .iter()
-            .position(|m| m.number.as_ref().is_some_and(|n| n.as_str() == message.from));
+        let owner = self.modems.iter().position(|m| {
+            m.number
+                .as_ref()
+                .is_some_and(|n| n.as_str() == message.from)
+        });
         if let Some(owner) = owner {
             let state = self.modems[owner].status.borrow().state;
             if matches!(state, ModemState::Ready | ModemState::Sending) {
@@ -119,7 +133,12 @@ impl Dispatcher {
             .min_by_key(|&i| self.modems[i].status.borrow().sent)
     }
 
-    fn start_send(&self, modem_index: usize, message: OutboundMessage, done: mpsc::UnboundedSender<Finished>) {
+    fn start_send(
+        &self,
+        modem_index: usize,
+        message: OutboundMessage,
+        done: mpsc::UnboundedSender<Finished>,
+    ) {
         let jobs = self.modems[modem_index].jobs.clone();
         tokio::spawn(async move {
             let result = match PhoneNumber::parse(&message.to) {
@@ -135,9 +154,11 @@ impl Dispatcher {
                     if jobs.send(job).await.is_err() {
                         Err(SendError::NotSent("the modem task has stopped".to_owned()))
                     } else {
-                        answer
-                            .await
-                            .unwrap_or_else(|_| Err(SendError::NotSent("the modem task dropped the job".to_owned())))
+                        answer.await.unwrap_or_else(|_| {
+                            Err(SendError::NotSent(
+                                "the modem task dropped the job".to_owned(),
+                            ))
+                        })
                     }
                 }
             };
@@ -165,11 +186,13 @@ impl Dispatcher {
             }
             Outcome::Retry { at, reason } => {
                 tracing::warn!(message_id = %message.id, modem, %reason, retry_at = %at, "SMS send failed; will retry");
-                self.store.retry_later(&message, Some(modem), &reason, at, now)?;
+                self.store
+                    .retry_later(&message, Some(modem), &reason, at, now)?;
             }
             Outcome::Failed(reason) => {
                 tracing::warn!(message_id = %message.id, modem, %reason, "SMS failed");
-                self.store.mark_failed(&message.id, Some(modem), &reason, now)?;
+                self.store
+                    .mark_failed(&message.id, Some(modem), &reason, now)?;
             }
         }
         self.store.durable().await

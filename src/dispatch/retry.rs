@@ -36,11 +36,19 @@ impl Default for RetryPolicy {
 /// (3GPP TS 24.011 / TS 27.005): unassigned number, barred, rejected, facility
 /// problems, invalid parameters, unknown SMSC.
 fn is_permanent_cms(code: u16) -> bool {
-    matches!(code, 1 | 8 | 10 | 21 | 29 | 30 | 50 | 69 | 96 | 304 | 305 | 330)
+    matches!(
+        code,
+        1 | 8 | 10 | 21 | 29 | 30 | 50 | 69 | 96 | 304 | 305 | 330
+    )
 }
 
 impl RetryPolicy {
-    pub fn judge(&self, message: &OutboundMessage, result: &Result<Vec<u8>, SendError>, now: DateTime<Utc>) -> Outcome {
+    pub fn judge(
+        &self,
+        message: &OutboundMessage,
+        result: &Result<Vec<u8>, SendError>,
+        now: DateTime<Utc>,
+    ) -> Outcome {
         let error = match result {
             Ok(references) => return Outcome::Sent(references.clone()),
             Err(error) => error,
@@ -48,17 +56,27 @@ impl RetryPolicy {
         let reason = error.to_string();
         match error {
             SendError::Encoding(_) => return Outcome::Failed(reason),
-            SendError::Refused { code, .. } if is_permanent_cms(*code) => return Outcome::Failed(reason),
+            SendError::Refused { code, .. } if is_permanent_cms(*code) => {
+                return Outcome::Failed(reason)
+            }
             _ => {}
         }
         if message.attempts >= self.max_attempts {
-            return Outcome::Failed(format!("{reason} (gave up after {} attempts)", message.attempts));
+            return Outcome::Failed(format!(
+                "{reason} (gave up after {} attempts)",
+                message.attempts
+            ));
         }
         let exponent = message.attempts.saturating_sub(1).min(16);
-        let delay = self.first_delay.saturating_mul(1 << exponent).min(self.max_delay);
+        let delay = self
+            .first_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
         let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
         if at >= message.expires_at {
-            return Outcome::Failed(format!("{reason} (the code expires before another attempt)"));
+            return Outcome::Failed(format!(
+                "{reason} (the code expires before another attempt)"
+            ));
         }
         Outcome::Retry { at, reason }
     }

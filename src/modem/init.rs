@@ -16,7 +16,9 @@ pub enum InitError {
     #[error("the SIM asks for a PIN and none is configured (set `pin` for this modem)")]
     PinNeeded,
     /// Fatal: trying again could lock the SIM (PUK).
-    #[error("the SIM refused the configured PIN; not retrying, as repeated tries would lock the SIM")]
+    #[error(
+        "the SIM refused the configured PIN; not retrying, as repeated tries would lock the SIM"
+    )]
     PinRejected,
     #[error("the SIM is locked and needs its PUK ({0})")]
     SimLocked(String),
@@ -29,7 +31,10 @@ pub enum InitError {
 impl InitError {
     /// States that retrying cannot cure without an operator.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Self::PinNeeded | Self::PinRejected | Self::SimLocked(_))
+        matches!(
+            self,
+            Self::PinNeeded | Self::PinRejected | Self::SimLocked(_)
+        )
     }
 }
 
@@ -47,7 +52,9 @@ pub async fn initialize<S: AsyncRead + AsyncWrite + Unpin>(
     check_registration(session).await
 }
 
-async fn wait_for_attention<S: AsyncRead + AsyncWrite + Unpin>(session: &mut AtSession<S>) -> Result<(), InitError> {
+async fn wait_for_attention<S: AsyncRead + AsyncWrite + Unpin>(
+    session: &mut AtSession<S>,
+) -> Result<(), InitError> {
     for _ in 0..ATTENTION_TRIES {
         match session.command("AT", Duration::from_secs(1)).await {
             Ok(_) => return Ok(()),
@@ -67,7 +74,10 @@ async fn unlock_sim<S: AsyncRead + AsyncWrite + Unpin>(
         "READY" => Ok(()),
         "SIM PIN" => {
             let pin = pin.ok_or(InitError::PinNeeded)?;
-            match session.command(&format!("AT+CPIN=\"{pin}\""), QUERY_TIMEOUT).await {
+            match session
+                .command(&format!("AT+CPIN=\"{pin}\""), QUERY_TIMEOUT)
+                .await
+            {
                 Ok(_) => Ok(()),
                 Err(CommandError::Rejected { .. }) => Err(InitError::PinRejected),
                 Err(e) => Err(e.into()),
@@ -78,7 +88,9 @@ async fn unlock_sim<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-async fn sim_state<S: AsyncRead + AsyncWrite + Unpin>(session: &mut AtSession<S>) -> Result<String, InitError> {
+async fn sim_state<S: AsyncRead + AsyncWrite + Unpin>(
+    session: &mut AtSession<S>,
+) -> Result<String, InitError> {
     let lines = session.command("AT+CPIN?", QUERY_TIMEOUT).await?;
     Ok(lines
         .iter()
@@ -89,7 +101,9 @@ async fn sim_state<S: AsyncRead + AsyncWrite + Unpin>(session: &mut AtSession<S>
 
 /// Registered (home or roaming) on any of the CS, GPRS or EPS domains: LTE-only modules
 /// report `+CREG: 0,0` while `+CEREG` says registered.
-async fn check_registration<S: AsyncRead + AsyncWrite + Unpin>(session: &mut AtSession<S>) -> Result<(), InitError> {
+async fn check_registration<S: AsyncRead + AsyncWrite + Unpin>(
+    session: &mut AtSession<S>,
+) -> Result<(), InitError> {
     let mut seen = Vec::new();
     for query in ["AT+CREG?", "AT+CGREG?", "AT+CEREG?"] {
         let lines = match session.command(query, QUERY_TIMEOUT).await {
@@ -102,7 +116,7 @@ async fn check_registration<S: AsyncRead + AsyncWrite + Unpin>(session: &mut AtS
                 if matches!(stat, 1 | 5 | 6 | 7) {
                     return Ok(());
                 }
-                seen.push(format!("{line}"));
+                seen.push(line.clone());
             }
         }
     }

@@ -8,4 +8,6 @@ mod task;
 pub use init::{initialize, InitError};
 pub use port::open_port;
 pub use session::{AtSession, CommandError, LinkStats};
-pub use task::{spawn_modem, ModemHandle, ModemSettings, ModemState, ModemStatus, SendError, SendJob};
+pub use task::{
+    spawn_modem, ModemHandle, ModemSettings, ModemState, ModemStatus, SendError, SendJob,
+};

@@ -24,7 +24,10 @@ pub enum CommandError {
     #[error("the port was closed")]
     Closed,
     #[error("{command} was answered {result:?}")]
-    Rejected { command: String, result: FinalResult },
+    Rejected {
+        command: String,
+        result: FinalResult,
+    },
 }
 
 impl CommandError {
@@ -87,7 +90,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
     }
 
     /// Run `command` (without `\r`) and return its information lines on `OK`.
-    pub async fn command(&mut self, command: &str, timeout: Duration) -> Result<Vec<String>, CommandError> {
+    pub async fn command(
+        &mut self,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Vec<String>, CommandError> {
         self.start(command).await?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -107,12 +114,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
     }
 
     /// Send one SMS-SUBMIT PDU with `AT+CMGS` and return the TP-MR the network gave it.
-    pub async fn send_pdu(&mut self, tpdu_len: usize, pdu_hex: &str, timeout: Duration) -> Result<u8, CommandError> {
+    pub async fn send_pdu(
+        &mut self,
+        tpdu_len: usize,
+        pdu_hex: &str,
+        timeout: Duration,
+    ) -> Result<u8, CommandError> {
         let command = format!("AT+CMGS={tpdu_len}");
         self.start(&command).await?;
         let prompt_deadline = Instant::now() + PROMPT_TIMEOUT;
         loop {
-            match self.next_event(prompt_deadline, &command, PROMPT_TIMEOUT).await {
+            match self
+                .next_event(prompt_deadline, &command, PROMPT_TIMEOUT)
+                .await
+            {
                 Ok(Event::Prompt) => break,
                 Ok(Event::Response { lines, result }) => {
                     finish(&command, lines, result)?;
@@ -136,15 +151,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
         self.write(&payload).await?;
         let deadline = Instant::now() + timeout;
         loop {
-            if let Event::Response { lines, result } = self.next_event(deadline, &command, timeout).await? {
+            if let Event::Response { lines, result } =
+                self.next_event(deadline, &command, timeout).await?
+            {
                 let lines = finish(&command, lines, result)?;
-                return lines
-                    .iter()
-                    .find_map(|line| parse_cmgs(line))
-                    .ok_or(CommandError::Rejected {
+                return lines.iter().find_map(|line| parse_cmgs(line)).ok_or(
+                    CommandError::Rejected {
                         command,
                         result: FinalResult::Other("OK without +CMGS: <mr>".to_owned()),
-                    });
+                    },
+                );
             }
         }
     }
@@ -181,7 +197,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
 
     /// The next event that answers the command in flight (`Response` or `Prompt`);
     /// URCs are kept, echo and garbage dropped.
-    async fn next_event(&mut self, deadline: Instant, command: &str, timeout: Duration) -> Result<Event, CommandError> {
+    async fn next_event(
+        &mut self,
+        deadline: Instant,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<Event, CommandError> {
         let mut buf = [0u8; 512];
         loop {
             while let Some(event) = self.digester.next_event() {
@@ -218,7 +239,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
     }
 }
 
-fn finish(command: &str, lines: Vec<String>, result: FinalResult) -> Result<Vec<String>, CommandError> {
+fn finish(
+    command: &str,
+    lines: Vec<String>,
+    result: FinalResult,
+) -> Result<Vec<String>, CommandError> {
     match result {
         FinalResult::Ok => Ok(lines),
         result => Err(CommandError::Rejected {

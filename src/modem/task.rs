@@ -84,7 +84,11 @@ pub struct ModemHandle {
 
 /// Start the task for one modem. `changed` is notified whenever its state changes, so
 /// the dispatcher can hand out work as soon as it is ready.
-pub fn spawn_modem(settings: ModemSettings, changed: Arc<Notify>, shutdown: CancellationToken) -> ModemHandle {
+pub fn spawn_modem(
+    settings: ModemSettings,
+    changed: Arc<Notify>,
+    shutdown: CancellationToken,
+) -> ModemHandle {
     let (jobs_tx, jobs_rx) = mpsc::channel(1);
     let (status_tx, status_rx) = watch::channel(ModemStatus {
         state: ModemState::Connecting,
@@ -152,7 +156,10 @@ impl ModemTask {
     }
 
     /// Initialise and serve on an open link; returns when it breaks or on shutdown.
-    async fn drive<S: AsyncRead + AsyncWrite + Unpin>(&mut self, mut session: AtSession<S>) -> Result<(), InitError> {
+    async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mut session: AtSession<S>,
+    ) -> Result<(), InitError> {
         initialize(&mut session, self.settings.pin.as_deref()).await?;
         tracing::info!(modem = %self.settings.name, "modem ready");
         self.set_state(ModemState::Ready, None);
@@ -178,8 +185,14 @@ impl ModemTask {
     }
 
     /// Send one job; returns the link error if the link must be re-established.
-    async fn send<S: AsyncRead + AsyncWrite + Unpin>(&mut self, session: &mut AtSession<S>, job: SendJob) -> Option<CommandError> {
-        let validity = (job.expires_at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut AtSession<S>,
+        job: SendJob,
+    ) -> Option<CommandError> {
+        let validity = (job.expires_at - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         let options = SubmitOptions {
             validity: Some(validity),
             max_parts: self.settings.max_parts,
@@ -195,10 +208,16 @@ impl ModemTask {
         };
         let mut references = Vec::with_capacity(pdus.len());
         for pdu in &pdus {
-            match session.send_pdu(pdu.tpdu_len, &pdu.to_hex(), SEND_TIMEOUT).await {
+            match session
+                .send_pdu(pdu.tpdu_len, &pdu.to_hex(), SEND_TIMEOUT)
+                .await
+            {
                 Ok(mr) => references.push(mr),
                 Err(e) => {
-                    let handed_over = matches!(e, CommandError::Timeout { .. } | CommandError::Closed | CommandError::Io(_));
+                    let handed_over = matches!(
+                        e,
+                        CommandError::Timeout { .. } | CommandError::Closed | CommandError::Io(_)
+                    );
                     let outcome = match e.cms_code() {
                         Some(code) => SendError::Refused {
                             code,

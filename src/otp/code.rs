@@ -67,7 +67,10 @@ mod tests {
                 .iter()
                 .map(|&observed| (f64::from(observed) - expected).powi(2) / expected)
                 .sum();
-            assert!(chi2 < 27.88, "position {position}: chi-square {chi2:.2}, counts {row:?}");
+            assert!(
+                chi2 < 27.88,
+                "position {position}: chi-square {chi2:.2}, counts {row:?}"
+            );
         }
     }
 }

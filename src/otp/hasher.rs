@@ -76,10 +76,13 @@ impl SecretKey {
             }
         }
         let bytes = fs::read(path).map_err(read_err)?;
-        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| KeyError::BadLength {
-            path: path.to_owned(),
-            len: bytes.len(),
-        })?;
+        let key: [u8; KEY_LEN] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::BadLength {
+                path: path.to_owned(),
+                len: bytes.len(),
+            })?;
         Ok(Self(key))
     }
 
@@ -133,7 +136,8 @@ impl CodeHasher {
 
     pub fn hash(&self, scope: &[u8], code: &str) -> [u8; 32] {
         // new_from_slice accepts keys of any length; ours is always 32 bytes.
-        let mut mac = HmacSha256::new_from_slice(self.key.bytes()).expect("HMAC takes any key length");
+        let mut mac =
+            HmacSha256::new_from_slice(self.key.bytes()).expect("HMAC takes any key length");
         mac.update(&(scope.len() as u64).to_be_bytes());
         mac.update(scope);
         mac.update(code.as_bytes());

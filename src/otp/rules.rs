@@ -64,7 +64,10 @@ mod tests {
     fn verdicts() {
         let now = Utc::now();
         assert_eq!(judge_attempt(None, now, || true), AttemptVerdict::NotFound);
-        assert_eq!(judge_attempt(Some(state(0)), now, || true), AttemptVerdict::Approved);
+        assert_eq!(
+            judge_attempt(Some(state(0)), now, || true),
+            AttemptVerdict::Approved
+        );
         assert_eq!(
             judge_attempt(Some(state(0)), now, || false),
             AttemptVerdict::Wrong { remaining: 2 }
@@ -73,7 +76,10 @@ mod tests {
             judge_attempt(Some(state(2)), now, || false),
             AttemptVerdict::Wrong { remaining: 0 }
         );
-        assert_eq!(judge_attempt(Some(state(3)), now, || true), AttemptVerdict::Exhausted);
+        assert_eq!(
+            judge_attempt(Some(state(3)), now, || true),
+            AttemptVerdict::Exhausted
+        );
     }
 
     #[test]
@@ -83,7 +89,9 @@ mod tests {
             attempts: 0,
             max_attempts: 3,
         };
-        let verdict = judge_attempt(Some(expired), Utc::now(), || panic!("compared an expired code"));
+        let verdict = judge_attempt(Some(expired), Utc::now(), || {
+            panic!("compared an expired code")
+        });
         assert_eq!(verdict, AttemptVerdict::NotFound);
     }
 }

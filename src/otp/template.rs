@@ -84,8 +84,14 @@ mod tests {
 
     #[test]
     fn template_needs_the_placeholder() {
-        assert_eq!(Template::parse("Your code"), Err(TemplateError::NoPlaceholder));
-        assert_eq!(Template::parse(&"x".repeat(1601).replace("xxxxxx", "{code}")), Err(TemplateError::TooLong));
+        assert_eq!(
+            Template::parse("Your code"),
+            Err(TemplateError::NoPlaceholder)
+        );
+        assert_eq!(
+            Template::parse(&"x".repeat(1601).replace("xxxxxx", "{code}")),
+            Err(TemplateError::TooLong)
+        );
         let template = Template::parse("{code} is your code, {code}").unwrap();
         let code = OtpCode::generate(6);
         let text = template.render(&code);
@@ -95,8 +101,14 @@ mod tests {
     #[test]
     fn service_name_rules() {
         assert_eq!(ServiceName::parse(" "), Err(ServiceNameError::Empty));
-        assert_eq!(ServiceName::parse("a\nb"), Err(ServiceNameError::ControlCharacter));
-        assert_eq!(ServiceName::parse(&"s".repeat(65)), Err(ServiceNameError::TooLong));
+        assert_eq!(
+            ServiceName::parse("a\nb"),
+            Err(ServiceNameError::ControlCharacter)
+        );
+        assert_eq!(
+            ServiceName::parse(&"s".repeat(65)),
+            Err(ServiceNameError::TooLong)
+        );
         assert_eq!(ServiceName::parse("Restcomm").unwrap().as_str(), "Restcomm");
     }
 }

@@ -64,7 +64,10 @@ pub enum Command {
     QueryService,
     /// `AT+CNMI=...`, with its parameters as written (for rejecting chosen variants) and
     /// the `<ds>` value (how status reports are routed).
-    SetIndications { params: String, ds: u8 },
+    SetIndications {
+        params: String,
+        ds: u8,
+    },
     QueryIndications,
     TestIndications,
     /// `AT+CNMA`: acknowledge a routed `+CDS`.
@@ -78,7 +81,10 @@ pub enum Command {
     Revision,
     Serial,
     QueryFunctionality,
-    SetFunctionality { fun: u8, reset: bool },
+    SetFunctionality {
+        fun: u8,
+        reset: bool,
+    },
     /// `AT+CMGS=<length>` in PDU mode, or `AT+CMGS="<number>"` in text mode.
     Send(SendTarget),
     /// Anything else, including well-known commands with malformed arguments (and
@@ -187,11 +193,19 @@ fn extended(name: &str, op: Op<'_>) -> Option<Command> {
             let mut values = Vec::with_capacity(args.len());
             for arg in &args {
                 let arg = arg.trim();
-                values.push(if arg.is_empty() { 0 } else { arg.parse::<u8>().ok()? });
+                values.push(if arg.is_empty() {
+                    0
+                } else {
+                    arg.parse::<u8>().ok()?
+                });
             }
             let ds = values.get(3).copied().unwrap_or(0);
             Some(C::SetIndications {
-                params: values.iter().map(u8::to_string).collect::<Vec<_>>().join(","),
+                params: values
+                    .iter()
+                    .map(u8::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
                 ds,
             })
         }
@@ -266,7 +280,8 @@ fn unquote(arg: &str) -> Option<&str> {
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &s[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -308,7 +323,10 @@ mod tests {
         assert_eq!(p("AT+CEREG=2"), Command::SetRegistration(RegKind::Eps, 2));
         assert_eq!(
             p("AT+CFUN=1,1"),
-            Command::SetFunctionality { fun: 1, reset: true }
+            Command::SetFunctionality {
+                fun: 1,
+                reset: true
+            }
         );
         assert_eq!(p("AT+CMGS=23"), Command::Send(SendTarget::Length(23)));
         assert_eq!(

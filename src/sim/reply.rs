@@ -135,10 +135,16 @@ mod tests {
         let cme = Reply::with(Final::Cme(16));
         assert_eq!(cme.render(0, None), b"\r\nERROR\r\n");
         assert_eq!(cme.render(1, None), b"\r\n+CME ERROR: 16\r\n");
-        assert_eq!(cme.render(2, None), b"\r\n+CME ERROR: incorrect password\r\n");
+        assert_eq!(
+            cme.render(2, None),
+            b"\r\n+CME ERROR: incorrect password\r\n"
+        );
         let cms = Reply::with(Final::Cms(500));
         assert_eq!(cms.render(0, None), b"\r\n+CMS ERROR: 500\r\n");
         assert_eq!(cms.render(2, None), b"\r\n+CMS ERROR: Unknown error\r\n");
-        assert_eq!(Reply::with(Final::Cms(999)).render(2, None), b"\r\n+CMS ERROR: 999\r\n");
+        assert_eq!(
+            Reply::with(Final::Cms(999)).render(2, None),
+            b"\r\n+CMS ERROR: 999\r\n"
+        );
     }
 }

@@ -52,7 +52,8 @@ fn address(number: &str) -> Option<(u8, &str)> {
         Some(d) => (0x91, d),
         None => (0x81, number),
     };
-    let valid = !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit());
+    let valid =
+        !digits.is_empty() && digits.len() <= 20 && digits.bytes().all(|b| b.is_ascii_digit());
     valid.then_some((toa, digits))
 }
 
@@ -95,7 +96,9 @@ mod tests {
 
     #[test]
     fn encodes_a_hand_checked_report() {
-        let t = chrono::Utc.with_ymd_and_hms(2024, 3, 15, 12, 34, 56).unwrap();
+        let t = chrono::Utc
+            .with_ymd_and_hms(2024, 3, 15, 12, 34, 56)
+            .unwrap();
         let (pdu, len) = status_report_pdu(0x2A, "+46708251358", 0, t).unwrap();
         assert_eq!(
             hex::encode_upper(&pdu),
@@ -117,7 +120,10 @@ mod tests {
     fn urc_framing_and_refusals() {
         let urc = cds_urc(1, "4670", 0x46).unwrap();
         let text = String::from_utf8(urc).unwrap();
-        assert!(text.starts_with("\r\n+CDS: 21\r\n07916407000000F0060104816407"), "{text}");
+        assert!(
+            text.starts_with("\r\n+CDS: 21\r\n07916407000000F0060104816407"),
+            "{text}"
+        );
         assert!(text.ends_with("46\r\n"), "{text}");
         assert_eq!(cds_urc(1, "Bank", 0), None);
         assert_eq!(cds_urc(1, "+", 0), None);

@@ -211,7 +211,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     fn next_storm_line(&mut self) -> Option<String> {
         let storm = self.options.urc_storm.as_ref()?;
-        let line = storm.lines.get(self.storm.index % storm.lines.len().max(1))?;
+        let line = storm
+            .lines
+            .get(self.storm.index % storm.lines.len().max(1))?;
         self.storm.index = self.storm.index.wrapping_add(1);
         Some(line.clone())
     }
@@ -350,7 +352,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         } else {
             now
         };
-        let silence = self.options.silences.iter().find(|s| s.at_send == k).cloned();
+        let silence = self
+            .options
+            .silences
+            .iter()
+            .find(|s| s.at_send == k)
+            .cloned();
         if let Some(silence) = silence {
             self.go_silent(now + silence.duration);
             if silence.delivered && outcome.is_ok() {

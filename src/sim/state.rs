@@ -66,7 +66,12 @@ pub struct Modem {
 
 impl Modem {
     pub fn new(options: &SimOptions) -> Self {
-        Self::fresh(options.clone(), 0, options.registered, Reassembler::default())
+        Self::fresh(
+            options.clone(),
+            0,
+            options.registered,
+            Reassembler::default(),
+        )
     }
 
     /// Back to the state after a power cycle: settings lost, SIM locked again. The

@@ -29,10 +29,7 @@ pub fn decode_pdu(length: usize, body: &[u8]) -> Result<Part, u16> {
         .collect();
     let bytes = hex::decode(hex).map_err(|_| INVALID_PDU)?;
     let smsc_len = usize::from(*bytes.first().ok_or(INVALID_PDU)?);
-    let tpdu_len = bytes
-        .len()
-        .checked_sub(1 + smsc_len)
-        .ok_or(INVALID_PDU)?;
+    let tpdu_len = bytes.len().checked_sub(1 + smsc_len).ok_or(INVALID_PDU)?;
     if tpdu_len != length {
         return Err(INVALID_PDU);
     }
@@ -50,7 +47,10 @@ pub fn decode_pdu(length: usize, body: &[u8]) -> Result<Part, u16> {
 /// the body and the number are hex-coded UTF-16BE, as 27.005 requires.
 pub fn decode_text(number: &str, body: &[u8], charset: Charset, srr: bool) -> Result<Part, u16> {
     let (number, text) = match charset {
-        Charset::Gsm | Charset::Ira => (number.to_owned(), body.iter().map(|&b| char::from(b)).collect()),
+        Charset::Gsm | Charset::Ira => (
+            number.to_owned(),
+            body.iter().map(|&b| char::from(b)).collect(),
+        ),
         Charset::Ucs2 => {
             let number = ucs2_hex(number.as_bytes()).unwrap_or_else(|| number.to_owned());
             let text = ucs2_hex(body).ok_or(INVALID_TEXT)?;
@@ -198,7 +198,10 @@ mod tests {
         let p = decode_text("002B0034", b"00480069", Charset::Ucs2, true).unwrap();
         assert_eq!((p.number.as_str(), p.text.as_str()), ("+4", "Hi"));
         assert!(p.status_report);
-        assert_eq!(decode_text("+4", b"0048Z", Charset::Ucs2, false), Err(INVALID_TEXT));
+        assert_eq!(
+            decode_text("+4", b"0048Z", Charset::Ucs2, false),
+            Err(INVALID_TEXT)
+        );
     }
 
     #[test]

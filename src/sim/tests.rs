@@ -9,6 +9,7 @@ use tokio::time::{timeout, Instant};
 
 use super::*;
 
+mod codec;
 mod pty;
 mod switches;
 
@@ -28,18 +29,65 @@ impl Host {
 
     /// Read until exactly `want` has arrived; anything else is a failure.
     pub(super) async fn expect(&mut self, want: &[u8]) {
-        let deadline = Instant::now() + WAIT;
-        while self.pending.len() < want.len() {
-            let mut buf = [0u8; 512];
-            let n = tokio::time::timeout_at(deadline, self.io.read(&mut buf))
-                .await
-                .unwrap_or_else(|_| panic!("timed out waiting for {:?}, got {:?}", show(want), show(&self.pending)))
-                .unwrap();
-            assert!(n > 0, "EOF waiting for {:?}, got {:?}", show(want), show(&self.pending));
-            self.pending.extend_from_slice(&buf[..n]);
-        }
-        let got: Vec<u8> = self.pending.drain(..want.len()).collect();
+        let got = self.read_exact(want.len()).await;
         assert_eq!(show(&got), show(want));
+    }
+
+    async fn fill(&mut self, deadline: Instant) {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout_at(deadline, self.io.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("timed out, got {:?}", show(&self.pending)))
+            .unwrap();
+        assert!(n > 0, "EOF, got {:?}", show(&self.pending));
+        self.pending.extend_from_slice(&buf[..n]);
+    }
+
+    /// The next `n` bytes, whatever they are.
+    pub(super) async fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let deadline = Instant::now() + WAIT;
+        while self.pending.len() < n {
+            self.fill(deadline).await;
+        }
+        self.pending.drain(..n).collect()
+    }
+
+    /// Drop everything up to and including the first `marker`.
+    pub(super) async fn skip_until(&mut self, marker: &[u8]) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(at) = self.pending.windows(marker.len()).position(|w| w == marker) {
+                self.pending.drain(..at + marker.len());
+                return;
+            }
+            self.fill(deadline).await;
+        }
+    }
+
+    /// The next line, without its `\r\n` (leading empty lines skipped).
+    pub(super) async fn read_line(&mut self) -> String {
+        self.skip_leading_crlf().await;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(at) = self.pending.windows(2).position(|w| w == b"\r\n") {
+                let line: Vec<u8> = self.pending.drain(..at + 2).collect();
+                return show(&line[..at]);
+            }
+            self.fill(deadline).await;
+        }
+    }
+
+    async fn skip_leading_crlf(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            while self.pending.starts_with(b"\r\n") {
+                self.pending.drain(..2);
+            }
+            if self.pending.len() >= 2 {
+                return;
+            }
+            self.fill(deadline).await;
+        }
     }
 
     /// Nothing arrives for `quiet`.
@@ -75,8 +123,13 @@ pub(super) fn start(options: SimOptions) -> (Host, SmsLog, JoinHandle<std::io::R
 }
 
 /// A modem with echo already off.
-pub(super) async fn quiet_modem(options: SimOptions) -> (Host, SmsLog, JoinHandle<std::io::Result<()>>) {
-    let (mut host, log, task) = start(SimOptions { echo: false, ..options });
+pub(super) async fn quiet_modem(
+    options: SimOptions,
+) -> (Host, SmsLog, JoinHandle<std::io::Result<()>>) {
+    let (mut host, log, task) = start(SimOptions {
+        echo: false,
+        ..options
+    });
     host.at("AT", "\r\nOK\r\n").await;
     (host, log, task)
 }
@@ -116,18 +169,26 @@ async fn information_commands() {
     host.at("AT+CREG?", "\r\n+CREG: 0,1\r\n\r\nOK\r\n").await;
     host.at("AT+CGREG?", "\r\n+CGREG: 0,1\r\n\r\nOK\r\n").await;
     host.at("AT+CEREG=2", "\r\nOK\r\n").await;
-    host.at("AT+CEREG?", "\r\n+CEREG: 2,1,\"1A2B\",\"01C3D4E5\"\r\n\r\nOK\r\n").await;
-    host.at("AT+COPS?", "\r\n+COPS: 0,0,\"SIMNET\",7\r\n\r\nOK\r\n").await;
+    host.at(
+        "AT+CEREG?",
+        "\r\n+CEREG: 2,1,\"1A2B\",\"01C3D4E5\"\r\n\r\nOK\r\n",
+    )
+    .await;
+    host.at("AT+COPS?", "\r\n+COPS: 0,0,\"SIMNET\",7\r\n\r\nOK\r\n")
+        .await;
     host.at("AT+CGMI", "\r\nsms2fa\r\n\r\nOK\r\n").await;
     host.at("AT+CGMM", "\r\nSIMULATOR\r\n\r\nOK\r\n").await;
-    host.at("AT+CGSN", "\r\n490154203237518\r\n\r\nOK\r\n").await;
+    host.at("AT+CGSN", "\r\n490154203237518\r\n\r\nOK\r\n")
+        .await;
     let rev = format!("\r\n{}\r\n\r\nOK\r\n", state::REVISION);
     host.at("AT+CGMR", &rev).await;
     host.at("AT+CFUN?", "\r\n+CFUN: 1\r\n\r\nOK\r\n").await;
     host.at("AT+CSMS=1", "\r\n+CSMS: 1,1,1\r\n\r\nOK\r\n").await;
-    host.at("AT+CSMS?", "\r\n+CSMS: 1,1,1,1\r\n\r\nOK\r\n").await;
+    host.at("AT+CSMS?", "\r\n+CSMS: 1,1,1,1\r\n\r\nOK\r\n")
+        .await;
     host.at("AT+CNMI=2,1,2,1,0", "\r\nOK\r\n").await;
-    host.at("AT+CNMI?", "\r\n+CNMI: 2,1,2,1,0\r\n\r\nOK\r\n").await;
+    host.at("AT+CNMI?", "\r\n+CNMI: 2,1,2,1,0\r\n\r\nOK\r\n")
+        .await;
     host.at("AT+CSMP=17,167,0,0", "\r\nOK\r\n").await;
     host.at("AT+CSCS=\"IRA\"", "\r\nOK\r\n").await;
     host.at("AT+CMGF=0", "\r\nOK\r\n").await;
@@ -151,7 +212,8 @@ async fn pin_flow_with_wrong_pin_and_error_modes() {
     };
     let handle = options.handle.clone();
     let (mut host, _log, _task) = quiet_modem(options).await;
-    host.at("AT+CPIN?", "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n").await;
+    host.at("AT+CPIN?", "\r\n+CPIN: SIM PIN\r\n\r\nOK\r\n")
+        .await;
     host.at("AT+CMGF=0", "\r\n+CMS ERROR: 311\r\n").await;
     host.at("AT+CREG?", "\r\n+CREG: 0,0\r\n\r\nOK\r\n").await;
     host.at("AT+CPIN=\"0000\"", "\r\nERROR\r\n").await;
@@ -161,11 +223,26 @@ async fn pin_flow_with_wrong_pin_and_error_modes() {
     host.at("AT+CMEE=2", "\r\nOK\r\n").await;
     host.at("AT+CPIN=\"1234\"", "\r\nOK\r\n").await;
     host.at("AT+CPIN?", "\r\n+CPIN: READY\r\n\r\nOK\r\n").await;
-    host.at("AT+CPIN=\"1234\"", "\r\n+CME ERROR: operation not allowed\r\n").await;
+    host.at(
+        "AT+CPIN=\"1234\"",
+        "\r\n+CME ERROR: operation not allowed\r\n",
+    )
+    .await;
     host.at("AT+CMGF=0", "\r\nOK\r\n").await;
     let commands = handle.stats().commands();
-    let tries: Vec<_> = commands.iter().filter(|c| c.starts_with("AT+CPIN=")).collect();
-    assert_eq!(tries, ["AT+CPIN=\"0000\"", "AT+CPIN=\"1111\"", "AT+CPIN=\"1234\"", "AT+CPIN=\"1234\""]);
+    let tries: Vec<_> = commands
+        .iter()
+        .filter(|c| c.starts_with("AT+CPIN="))
+        .collect();
+    assert_eq!(
+        tries,
+        [
+            "AT+CPIN=\"0000\"",
+            "AT+CPIN=\"1111\"",
+            "AT+CPIN=\"1234\"",
+            "AT+CPIN=\"1234\""
+        ]
+    );
 }
 
 #[tokio::test]
@@ -179,7 +256,8 @@ async fn three_wrong_pins_lock_the_sim() {
     for _ in 0..3 {
         host.at("AT+CPIN=\"9999\"", "\r\n+CME ERROR: 16\r\n").await;
     }
-    host.at("AT+CPIN?", "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n").await;
+    host.at("AT+CPIN?", "\r\n+CPIN: SIM PUK\r\n\r\nOK\r\n")
+        .await;
     host.at("AT+CPIN=\"1234\"", "\r\n+CME ERROR: 12\r\n").await;
     host.at("AT+CMGF=0", "\r\n+CMS ERROR: 316\r\n").await;
 }
@@ -227,7 +305,8 @@ async fn echo_covers_the_pdu_body_but_not_ctrl_z() {
     host.send(b"AT+CMGS=23\r").await;
     host.expect(b"AT+CMGS=23\r\r\n> ").await;
     host.send(format!("{HELLO_PDU}\x1a").as_bytes()).await;
-    host.expect(format!("{HELLO_PDU}\r\n+CMGS: 0\r\n\r\nOK\r\n").as_bytes()).await;
+    host.expect(format!("{HELLO_PDU}\r\n+CMGS: 0\r\n\r\nOK\r\n").as_bytes())
+        .await;
     assert_eq!(log.wait_for(1, WAIT).await.len(), 1);
 }
 
@@ -268,7 +347,10 @@ async fn esc_cancels_the_prompt() {
     host.at("AT", "\r\nOK\r\n").await;
     assert!(log.all().is_empty());
     let stats = handle.stats().snapshot();
-    assert_eq!((stats.escapes, stats.submissions, stats.cmgs_commands), (1, 0, 1));
+    assert_eq!(
+        (stats.escapes, stats.submissions, stats.cmgs_commands),
+        (1, 0, 1)
+    );
 }
 
 #[tokio::test]
@@ -308,5 +390,8 @@ async fn text_mode_ira_and_ucs2() {
     let got = log.wait_for(2, WAIT).await;
     assert_eq!(got[0].text, "Your code\nis 123456");
     assert_eq!(got[0].number, "+46708251358");
-    assert_eq!((got[1].number.as_str(), got[1].text.as_str()), ("+46", "Hé"));
+    assert_eq!(
+        (got[1].number.as_str(), got[1].text.as_str()),
+        ("+46", "Hé")
+    );
 }

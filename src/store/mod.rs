@@ -113,7 +113,10 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("record types always serialize")
 }
 
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], tree: &'static str) -> Result<T, StoreError> {
+fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    tree: &'static str,
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
 
@@ -124,3 +127,6 @@ fn decode_tx<T: serde::de::DeserializeOwned>(
 ) -> Result<T, sled::transaction::ConflictableTransactionError<StoreError>> {
     decode(bytes, tree).map_err(sled::transaction::ConflictableTransactionError::Abort)
 }
+
+#[cfg(test)]
+mod tests;

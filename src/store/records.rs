@@ -16,7 +16,8 @@ pub struct CodeScope {
 
 impl CodeScope {
     pub fn to_key(&self) -> Vec<u8> {
-        let mut key = Vec::with_capacity(6 + self.account.len() + self.service.len() + self.number.len());
+        let mut key =
+            Vec::with_capacity(6 + self.account.len() + self.service.len() + self.number.len());
         for part in [&self.account, &self.service, &self.number] {
             // Fields are bounded far below 64 KiB by the API and the config.
             let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
@@ -113,7 +114,9 @@ impl MessageRecord {
 /// Big-endian milliseconds, so byte order is time order.
 pub fn time_key(at: DateTime<Utc>) -> [u8; 8] {
     // Times before 1970 never occur here; clamp rather than wrap if one does.
-    u64::try_from(at.timestamp_millis()).unwrap_or(0).to_be_bytes()
+    u64::try_from(at.timestamp_millis())
+        .unwrap_or(0)
+        .to_be_bytes()
 }
 
 /// `outbox` key: due time, then message id.

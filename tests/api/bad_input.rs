@@ -6,7 +6,10 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let body: Value = response.json().await.expect("errors are JSON");
     assert_eq!(body["code"], status, "body code matches the status: {body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     (status, body)
 }
 
@@ -17,8 +20,14 @@ async fn missing_or_wrong_credentials_get_401_with_a_challenge() {
     let body = send_body("Login", TO);
     let cases = [
         app.client.post(&url).json(&body),
-        app.client.post(&url).basic_auth(SID, Some("wrong")).json(&body),
-        app.client.post(&url).basic_auth("ACnobody", Some(TOKEN)).json(&body),
+        app.client
+            .post(&url)
+            .basic_auth(SID, Some("wrong"))
+            .json(&body),
+        app.client
+            .post(&url)
+            .basic_auth("ACnobody", Some(TOKEN))
+            .json(&body),
         app.client.post(&url).bearer_auth(TOKEN).json(&body),
     ];
     for request in cases {
@@ -31,7 +40,10 @@ async fn missing_or_wrong_credentials_get_401_with_a_challenge() {
         assert_eq!(status, 401);
         assert_eq!(body["error"], "unauthorized");
     }
-    assert!(app.sms.all().is_empty(), "nothing may be sent without credentials");
+    assert!(
+        app.sms.all().is_empty(),
+        "nothing may be sent without credentials"
+    );
 }
 
 #[tokio::test]
@@ -53,11 +65,27 @@ async fn each_bad_field_is_named() {
         (without("from"), "from", "missing_field"),
         (without("to"), "to", "missing_field"),
         (without("body"), "body", "missing_field"),
-        (with("to", json!("13216549878")), "to", "invalid_phone_number"),
-        (with("to", json!("+1 321 654")), "to", "invalid_phone_number"),
-        (with("from", json!("sender")), "from", "invalid_phone_number"),
+        (
+            with("to", json!("13216549878")),
+            "to",
+            "invalid_phone_number",
+        ),
+        (
+            with("to", json!("+1 321 654")),
+            "to",
+            "invalid_phone_number",
+        ),
+        (
+            with("from", json!("sender")),
+            "from",
+            "invalid_phone_number",
+        ),
         (with("to", json!(13216549878u64)), "to", "invalid_field"),
-        (with("body", json!("Your code")), "body", "missing_code_placeholder"),
+        (
+            with("body", json!("Your code")),
+            "body",
+            "missing_code_placeholder",
+        ),
         (with("service", json!("")), "service", "invalid_field"),
     ];
     for (body, field, error) in cases {
@@ -67,8 +95,11 @@ async fn each_bad_field_is_named() {
         assert_eq!(answer["error"], error, "{body} → {answer}");
     }
     let (status, answer) = error_of(
-        app.post("/2fa/verify", &json!({"service": "Login", "number": "123", "code": "1"}))
-            .await,
+        app.post(
+            "/2fa/verify",
+            &json!({"service": "Login", "number": "123", "code": "1"}),
+        )
+        .await,
     )
     .await;
     assert_eq!((status, answer["field"].as_str()), (400, Some("number")));
@@ -86,16 +117,37 @@ async fn malformed_json_wrong_type_and_oversize_bodies() {
             .header("content-type", content_type)
             .body(body)
     };
-    let (status, body) = error_of(raw("{\"service\": ", "application/json").send().await.unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("malformed_json")));
+    let (status, body) = error_of(
+        raw("{\"service\": ", "application/json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("malformed_json"))
+    );
     let (status, body) = error_of(raw("[1,2]", "application/json").send().await.unwrap()).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_json")));
-    let (status, _) = error_of(raw("service=x", "application/x-www-form-urlencoded").send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_json"))
+    );
+    let (status, _) = error_of(
+        raw("service=x", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 415);
 
     let huge = json!({"service": "Login", "from": FROM, "to": TO, "body": format!("{{code}}{}", "x".repeat(64 * 1024))});
     let (status, body) = error_of(app.post("/2fa/send", &huge).await).await;
-    assert_eq!((status, body["error"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("body_too_large"))
+    );
 
     // A good request still works afterwards: nothing accepted was lost.
     app.send_code("Login", TO).await;
@@ -105,8 +157,18 @@ async fn malformed_json_wrong_type_and_oversize_bodies() {
 #[tokio::test]
 async fn unknown_route_and_method_get_json_errors() {
     let app = spawn_app().await;
-    let response = app.client.get(format!("{}/nope", app.base)).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/nope", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(response).await.0, 404);
-    let response = app.client.get(format!("{}/2fa/send", app.base)).send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/2fa/send", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(response).await.0, 405);
 }

@@ -34,7 +34,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let state = tempfile::tempdir().expect("temp dir");
     let sms = SmsLog::in_memory();
     let modem = PtyModem::start(SimOptions::default(), sms.clone()).expect("pty modem");
-    let mut config = Config::parse("", Path::new("test"), Requirements::Nothing).expect("empty config");
+    let mut config =
+        Config::parse("", Path::new("test"), Requirements::Nothing).expect("empty config");
     config.http.listen = "127.0.0.1:0".parse().expect("address");
     config.storage.path = state.path().join("state");
     config.accounts = vec![account(SID, TOKEN), account(OTHER_SID, OTHER_TOKEN)];
@@ -95,7 +96,14 @@ impl TestApp {
         response.json().await.expect("json")
     }
 
-    pub async fn verify_as(&self, sid: &str, token: &str, service: &str, number: &str, code: &str) -> (u16, Value) {
+    pub async fn verify_as(
+        &self,
+        sid: &str,
+        token: &str,
+        service: &str,
+        number: &str,
+        code: &str,
+    ) -> (u16, Value) {
         let response = self
             .post_as(
                 "/2fa/verify",
@@ -115,7 +123,11 @@ impl TestApp {
     /// Wait for the `count`th SMS to reach the simulator.
     pub async fn nth_sms(&self, count: usize) -> ReceivedSms {
         let all = self.sms.wait_for(count, Duration::from_secs(20)).await;
-        assert!(all.len() >= count, "only {} SMS arrived, expected {count}", all.len());
+        assert!(
+            all.len() >= count,
+            "only {} SMS arrived, expected {count}",
+            all.len()
+        );
         all[count - 1].clone()
     }
 }

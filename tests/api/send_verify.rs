@@ -10,9 +10,13 @@ async fn sent_code_arrives_by_sms_and_verifies_once() {
     assert_eq!(sent["message"], "OK");
     assert_eq!(sent["status"], "queued");
     assert!(sent["requestID"].as_str().unwrap().starts_with("SM"));
-    let expires = chrono::DateTime::parse_from_rfc3339(sent["expires_at"].as_str().unwrap()).unwrap();
+    let expires =
+        chrono::DateTime::parse_from_rfc3339(sent["expires_at"].as_str().unwrap()).unwrap();
     let ttl = expires.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    assert!(ttl > chrono::Duration::seconds(590) && ttl <= chrono::Duration::seconds(600), "{ttl}");
+    assert!(
+        ttl > chrono::Duration::seconds(590) && ttl <= chrono::Duration::seconds(600),
+        "{ttl}"
+    );
 
     let sms = app.nth_sms(1).await;
     assert_eq!(sms.number, TO);
@@ -44,7 +48,10 @@ async fn wrong_code_counts_down_then_locks_the_code() {
         assert_eq!(body["attempts_remaining"], remaining);
     }
     let (status, body) = app.verify("Login", TO, &code).await;
-    assert_eq!(status, 429, "the right code after max_attempts must not pass: {body}");
+    assert_eq!(
+        status, 429,
+        "the right code after max_attempts must not pass: {body}"
+    );
     assert_eq!(body["error"], "max_attempts_reached");
 }
 
@@ -63,7 +70,9 @@ async fn code_is_scoped_to_account_and_service() {
     app.send_code("Login", TO).await;
     let code = code_in(&app.nth_sms(1).await);
 
-    let (status, _) = app.verify_as(OTHER_SID, OTHER_TOKEN, "Login", TO, &code).await;
+    let (status, _) = app
+        .verify_as(OTHER_SID, OTHER_TOKEN, "Login", TO, &code)
+        .await;
     assert_eq!(status, 404, "another account must not see the code");
     let (status, _) = app.verify("Payments", TO, &code).await;
     assert_eq!(status, 404, "another service must not see the code");
@@ -118,7 +127,10 @@ async fn message_status_shows_it_sent() {
         .collect();
     assert_eq!(steps, ["queued", "sending", "sent"]);
     assert_eq!(status["to"], "+1321****878");
-    assert!(!status.to_string().contains(TO), "history must not hold the full number");
+    assert!(
+        !status.to_string().contains(TO),
+        "history must not hold the full number"
+    );
 
     let other = app
         .client
@@ -127,5 +139,9 @@ async fn message_status_shows_it_sent() {
         .send()
         .await
         .unwrap();
-    assert_eq!(other.status(), 404, "another account must not see the message");
+    assert_eq!(
+        other.status(),
+        404,
+        "another account must not see the message"
+    );
 }

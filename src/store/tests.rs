@@ -1,0 +1,215 @@
+use chrono::{Duration, Utc};
+
+use super::*;
+use crate::otp::AttemptVerdict;
+
+fn scope(number: &str) -> CodeScope {
+    CodeScope {
+        account: "AC1".into(),
+        service: "Login".into(),
+        number: number.into(),
+    }
+}
+
+fn new_code(id: &str, number: &str, hash: u8) -> NewCode {
+    let now = Utc::now();
+    NewCode {
+        scope: scope(number),
+        record: CodeRecord {
+            hash: [hash; 32],
+            created_at: now,
+            expires_at: now + Duration::minutes(10),
+            attempts: 0,
+            max_attempts: 3,
+            message_id: id.into(),
+        },
+        message: OutboundMessage {
+            id: id.into(),
+            account: "AC1".into(),
+            from: "+15550000000".into(),
+            to: number.into(),
+            text: "code 123456".into(),
+            expires_at: now + Duration::minutes(10),
+            attempts: 0,
+        },
+        service: "Login".into(),
+        to_masked: "+1555****111".into(),
+    }
+}
+
+async fn open() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    (store, dir)
+}
+
+fn judge_by_hash(
+    expected: u8,
+) -> impl Fn(Option<crate::otp::CodeState>, &[u8; 32]) -> AttemptVerdict {
+    move |state, stored| crate::otp::judge_attempt(state, Utc::now(), || stored == &[expected; 32])
+}
+
+#[tokio::test]
+async fn issue_queues_the_message_and_replaces_the_old_code() {
+    let (store, _dir) = open().await;
+    store
+        .issue_code(&new_code("SM1", "+15551111111", 1))
+        .unwrap();
+    store
+        .issue_code(&new_code("SM2", "+15551111111", 2))
+        .unwrap();
+    store.durable().await.unwrap();
+    assert_eq!(store.code_count(), 1);
+    assert_eq!(store.expiry.len(), 1, "the old code's expiry entry is gone");
+    assert_eq!(store.queue_depth(), 2);
+    let verdict = store
+        .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(1))
+        .unwrap();
+    assert!(
+        matches!(verdict, AttemptVerdict::Wrong { .. }),
+        "old code no longer verifies"
+    );
+    let verdict = store
+        .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(2))
+        .unwrap();
+    assert_eq!(verdict, AttemptVerdict::Approved);
+    assert_eq!(store.code_count(), 0, "approval consumes the code");
+}
+
+#[tokio::test]
+async fn wrong_attempts_are_counted_durably() {
+    let (store, _dir) = open().await;
+    store
+        .issue_code(&new_code("SM1", "+15551111111", 1))
+        .unwrap();
+    for remaining in [2, 1, 0] {
+        let verdict = store
+            .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(9))
+            .unwrap();
+        assert_eq!(verdict, AttemptVerdict::Wrong { remaining });
+    }
+    let verdict = store
+        .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(1))
+        .unwrap();
+    assert_eq!(verdict, AttemptVerdict::Exhausted);
+}
+
+#[tokio::test]
+async fn claim_send_and_requeue_after_a_crash() {
+    let (store, _dir) = open().await;
+    store
+        .issue_code(&new_code("SM1", "+15551111111", 1))
+        .unwrap();
+    store
+        .issue_code(&new_code("SM2", "+15552222222", 2))
+        .unwrap();
+    let now = Utc::now() + Duration::seconds(1);
+    let Claim::Claimed { message, modem } = store.claim_next(now, |_| Some("m0".into())).unwrap()
+    else {
+        panic!("nothing claimed")
+    };
+    assert_eq!(
+        (message.id.as_str(), modem.as_str(), message.attempts),
+        ("SM1", "m0", 1)
+    );
+    assert_eq!(
+        store.message("SM1").unwrap().unwrap().status,
+        MessageStatus::Sending
+    );
+    store.mark_sent("SM1", "m0", vec![7], now).unwrap();
+    assert_eq!(
+        store.message("SM1").unwrap().unwrap().status,
+        MessageStatus::Sent
+    );
+
+    // SM2 is claimed, then the process "dies": it must come back.
+    let Claim::Claimed { message, .. } = store.claim_next(now, |_| Some("m0".into())).unwrap()
+    else {
+        panic!("nothing claimed")
+    };
+    assert_eq!(message.id, "SM2");
+    assert_eq!(store.queue_depth(), 0);
+    assert_eq!(store.requeue_inflight(now).unwrap(), 1);
+    assert_eq!(store.queue_depth(), 1);
+    let history = store.message("SM2").unwrap().unwrap();
+    assert_eq!(history.status, MessageStatus::Queued);
+    assert!(history
+        .history
+        .last()
+        .unwrap()
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains("may arrive twice"));
+}
+
+#[tokio::test]
+async fn a_message_nobody_can_route_waits_without_blocking_others() {
+    let (store, _dir) = open().await;
+    store
+        .issue_code(&new_code("SM1", "+15551111111", 1))
+        .unwrap();
+    store
+        .issue_code(&new_code("SM2", "+15552222222", 2))
+        .unwrap();
+    let now = Utc::now() + Duration::seconds(1);
+    let route = |m: &OutboundMessage| (m.id == "SM2").then(|| "m1".to_owned());
+    let Claim::Claimed { message, .. } = store.claim_next(now, route).unwrap() else {
+        panic!("nothing claimed")
+    };
+    assert_eq!(message.id, "SM2");
+    assert_eq!(store.queue_depth(), 1);
+}
+
+#[tokio::test]
+async fn expired_messages_are_failed_not_sent() {
+    let (store, _dir) = open().await;
+    store
+        .issue_code(&new_code("SM1", "+15551111111", 1))
+        .unwrap();
+    let later = Utc::now() + Duration::minutes(11);
+    assert!(matches!(
+        store.claim_next(later, |_| Some("m0".into())).unwrap(),
+        Claim::Nothing
+    ));
+    let record = store.message("SM1").unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Failed);
+    assert_eq!(store.queue_depth(), 0);
+}
+
+#[tokio::test]
+async fn purge_removes_only_expired_codes() {
+    let (store, _dir) = open().await;
+    store
+        .issue_code(&new_code("SM1", "+15551111111", 1))
+        .unwrap();
+    let mut fresh = new_code("SM2", "+15552222222", 2);
+    fresh.record.expires_at = Utc::now() + Duration::minutes(30);
+    store.issue_code(&fresh).unwrap();
+    assert_eq!(store.purge_expired(Utc::now()).unwrap(), 0);
+    assert_eq!(
+        store
+            .purge_expired(Utc::now() + Duration::minutes(11))
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.code_count(), 1);
+    assert!(store.code(&scope("+15552222222")).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .issue_code(&new_code("SM1", "+15551111111", 1))
+            .unwrap();
+        store.durable().await.unwrap();
+    }
+    // The flusher task holds the database until it sees the store gone.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    assert_eq!(store.code_count(), 1);
+    assert_eq!(store.queue_depth(), 1);
+}
