@@ -17,7 +17,7 @@ use crate::api::{self, Accounts, AppState};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::modem::{spawn_modem, ModemHandle, ModemSettings};
-use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock};
+use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock, TextSealer};
 use crate::service::{Policy, TwoFactor};
 use crate::sms::PhoneNumber;
 use crate::store::{Store, StoreError};
@@ -73,7 +73,7 @@ impl Application {
                 source,
             })?;
         let key = SecretKey::load_or_create(state_dir)?;
-        let store = Store::open(&state_dir.join("db"))?;
+        let store = Store::open(&state_dir.join("db"), TextSealer::new(&key))?;
         let stop = CancellationToken::new();
         let wake = Arc::new(Notify::new());
 

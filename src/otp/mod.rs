@@ -13,3 +13,6 @@ pub use rules::{judge_attempt, AttemptVerdict, CodeState};
 mod template;
 
 pub use template::{ServiceName, ServiceNameError, Template, TemplateError, CODE_PLACEHOLDER};
+mod sealer;
+
+pub use sealer::{SealError, TextSealer};

@@ -106,8 +106,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 return Ok(());
             }
             let mut out = Vec::new();
-            self.fire_timers(Instant::now(), &mut out);
-            self.process_input(&mut out);
+            // With no radio time a send completes at once: answer it and go on with the
+            // input behind it without a round trip through the timer.
+            loop {
+                self.fire_timers(Instant::now(), &mut out);
+                self.process_input(&mut out);
+                let now = Instant::now();
+                if !self.pending.as_ref().is_some_and(|p| p.due <= now) {
+                    break;
+                }
+            }
             self.write(&out).await?;
             let deadline = self.next_deadline();
             tokio::select! {

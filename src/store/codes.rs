@@ -41,7 +41,7 @@ impl Store {
             }],
         };
         let record_bytes = encode(&new.record);
-        let message_bytes = encode(&new.message);
+        let message_bytes = self.seal(&new.message);
         let history_bytes = encode(&message_record);
         (&self.codes, &self.expiry, &self.outbox, &self.messages).transaction(
             |(codes, expiry, outbox, messages)| {

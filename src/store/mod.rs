@@ -22,6 +22,9 @@ pub use records::{
 };
 
 use flusher::Flusher;
+use records::SealedMessage;
+
+use crate::otp::TextSealer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,6 +37,11 @@ pub enum StoreError {
     Db(#[from] sled::Error),
     #[error("database flush failed: {0}")]
     Flush(String),
+    #[error("cannot decrypt the text of message {id}: {source}")]
+    Unseal {
+        id: String,
+        source: crate::otp::SealError,
+    },
     #[error("corrupt record in tree {tree}: {source}")]
     Corrupt {
         tree: &'static str,
@@ -62,12 +70,14 @@ pub struct Store {
     inflight: sled::Tree,
     messages: sled::Tree,
     flusher: Flusher,
+    sealer: TextSealer,
 }
 
 impl Store {
     /// Open (or create) the database in `path`. Must be called inside a tokio runtime
     /// (it starts the group-commit flusher).
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    /// Outbox texts are sealed with `sealer`.
+    pub fn open(path: &Path, sealer: TextSealer) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_CAPACITY)
@@ -85,6 +95,7 @@ impl Store {
             messages: tree("messages")?,
             flusher: Flusher::spawn(db.clone()),
             db,
+            sealer,
         })
     }
 
@@ -104,6 +115,40 @@ impl Store {
             .get(id.as_bytes())?
             .map(|bytes| decode(&bytes, "messages"))
             .transpose()
+    }
+}
+
+impl Store {
+    fn seal(&self, message: &OutboundMessage) -> Vec<u8> {
+        encode(&SealedMessage {
+            id: message.id.clone(),
+            account: message.account.clone(),
+            from: message.from.clone(),
+            to: message.to.clone(),
+            sealed_text: hex::encode(self.sealer.seal(&message.id, &message.text)),
+            expires_at: message.expires_at,
+            attempts: message.attempts,
+        })
+    }
+
+    fn unseal(&self, bytes: &[u8], tree: &'static str) -> Result<OutboundMessage, StoreError> {
+        let sealed: SealedMessage = decode(bytes, tree)?;
+        let unseal_error = |source| StoreError::Unseal {
+            id: sealed.id.clone(),
+            source,
+        };
+        let raw = hex::decode(&sealed.sealed_text)
+            .map_err(|_| unseal_error(crate::otp::SealError::Truncated))?;
+        let text = self.sealer.open(&sealed.id, &raw).map_err(unseal_error)?;
+        Ok(OutboundMessage {
+            id: sealed.id,
+            account: sealed.account,
+            from: sealed.from,
+            to: sealed.to,
+            text,
+            expires_at: sealed.expires_at,
+            attempts: sealed.attempts,
+        })
     }
 }
 

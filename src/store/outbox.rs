@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::records::{outbox_key, time_key};
-use super::{decode, decode_tx, encode, MessageRecord, MessageStatus, OutboundMessage};
+use super::{decode_tx, encode, MessageRecord, MessageStatus, OutboundMessage};
 use super::{Store, StoreError, Transition};
 
 /// How far the dispatcher looks past messages no ready modem can take (e.g. waiting
@@ -51,7 +51,7 @@ impl Store {
         let due_end = time_key(now + chrono::Duration::milliseconds(1)).to_vec();
         for entry in self.outbox.range(..due_end).take(CLAIM_SCAN_LIMIT) {
             let (key, bytes) = entry?;
-            let message: OutboundMessage = decode(&bytes, "outbox")?;
+            let message = self.unseal(&bytes, "outbox")?;
             if now >= message.expires_at {
                 self.finish_queued_as_expired(&key, &message, now)?;
                 continue;
@@ -68,12 +68,13 @@ impl Store {
                 message_references: Vec::new(),
                 detail: (claimed.attempts > 1).then(|| format!("attempt {}", claimed.attempts)),
             };
+            let claimed_bytes = self.seal(&claimed);
             let taken = (&self.outbox, &self.inflight, &self.messages).transaction(
                 |(outbox, inflight, messages)| {
                     if outbox.remove(key.as_ref())?.is_none() {
                         return Ok(false);
                     }
-                    inflight.insert(claimed.id.as_bytes(), encode(&claimed))?;
+                    inflight.insert(claimed.id.as_bytes(), claimed_bytes.as_slice())?;
                     push_transition(messages, &claimed.id, sending.clone())?;
                     Ok::<_, ConflictableTransactionError<StoreError>>(true)
                 },
@@ -140,7 +141,7 @@ impl Store {
             message_references: Vec::new(),
             detail: Some(format!("retry at {}: {reason}", due.to_rfc3339())),
         };
-        let bytes = encode(message);
+        let bytes = self.seal(message);
         (&self.outbox, &self.inflight, &self.messages).transaction(
             |(outbox, inflight, messages)| {
                 inflight.remove(message.id.as_bytes())?;
@@ -159,7 +160,7 @@ impl Store {
         let mut requeued = 0;
         for entry in self.inflight.iter() {
             let (_, bytes) = entry?;
-            let message: OutboundMessage = decode(&bytes, "inflight")?;
+            let message = self.unseal(&bytes, "inflight")?;
             self.retry_later(
                 &message,
                 None,

@@ -39,8 +39,9 @@ pub struct CodeRecord {
     pub message_id: String,
 }
 
-/// An SMS waiting in the outbox (or claimed, in `inflight`).
-#[derive(Clone, Serialize, Deserialize)]
+/// An SMS waiting in the outbox (or claimed, in `inflight`), as the rest of the
+/// program sees it. On disk it is a [`SealedMessage`].
+#[derive(Clone)]
 pub struct OutboundMessage {
     pub id: String,
     pub account: String,
@@ -60,6 +61,19 @@ impl std::fmt::Debug for OutboundMessage {
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
     }
+}
+
+/// The stored form of an [`OutboundMessage`]: the text encrypted (nonce ‖ ciphertext ‖
+/// tag, hex), so no code is ever written to the database in clear.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SealedMessage {
+    pub id: String,
+    pub account: String,
+    pub from: String,
+    pub to: String,
+    pub sealed_text: String,
+    pub expires_at: DateTime<Utc>,
+    pub attempts: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

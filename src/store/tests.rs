@@ -37,9 +37,13 @@ fn new_code(id: &str, number: &str, hash: u8) -> NewCode {
     }
 }
 
+fn sealer() -> crate::otp::TextSealer {
+    crate::otp::TextSealer::new(&crate::otp::SecretKey::from_bytes([5; 32]))
+}
+
 async fn open() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
     (store, dir)
 }
 
@@ -201,7 +205,7 @@ async fn purge_removes_only_expired_codes() {
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
         store
             .issue_code(&new_code("SM1", "+15551111111", 1))
             .unwrap();
@@ -209,7 +213,48 @@ async fn data_survives_reopening() {
     }
     // The flusher task holds the database until it sees the store gone.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let store = Store::open(&dir.path().join("db")).unwrap();
+    let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
     assert_eq!(store.code_count(), 1);
     assert_eq!(store.queue_depth(), 1);
+}
+
+#[tokio::test]
+async fn the_database_files_never_hold_the_text_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
+    let mut code = new_code("SM1", "+15551111111", 1);
+    code.message.text = "Your code is 918273".into();
+    store.issue_code(&code).unwrap();
+    let now = Utc::now() + Duration::seconds(1);
+    let Claim::Claimed { message, .. } = store.claim_next(now, |_| Some("m0".into())).unwrap()
+    else {
+        panic!("nothing claimed")
+    };
+    assert_eq!(
+        message.text, "Your code is 918273",
+        "the dispatcher gets the text back"
+    );
+    store.retry_later(&message, None, "test", now, now).unwrap();
+    store.durable().await.unwrap();
+    for entry in walk(dir.path()) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(6).any(|w| w == b"918273"),
+            "{} holds the code in clear",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
