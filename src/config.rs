@@ -85,6 +85,21 @@ pub struct OtpConfig {
     pub allow_long_ttl: bool,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Consecutive wrong codes for one (account, service, number), across resends,
+    /// before the number is locked (NIST SP 800-63B: at most 100).
+    #[serde(default = "default_max_failures_per_number")]
+    pub max_failures_per_number: u32,
+    #[serde(default = "default_lock_secs")]
+    pub lock_secs: u64,
+    #[serde(default = "default_resend_cooldown_secs")]
+    pub resend_cooldown_secs: u64,
+    #[serde(default = "default_max_sends_per_number_per_day")]
+    pub max_sends_per_number_per_day: u32,
+    #[serde(default = "default_max_sends_per_account_per_minute")]
+    pub max_sends_per_account_per_minute: u32,
+    /// Destination prefixes allowed (`["+1", "+44"]`); empty allows every number.
+    #[serde(default)]
+    pub allowed_prefixes: Vec<String>,
 }
 
 impl Default for OtpConfig {
@@ -94,8 +109,30 @@ impl Default for OtpConfig {
             ttl_secs: default_ttl_secs(),
             allow_long_ttl: false,
             max_attempts: default_max_attempts(),
+            max_failures_per_number: default_max_failures_per_number(),
+            lock_secs: default_lock_secs(),
+            resend_cooldown_secs: default_resend_cooldown_secs(),
+            max_sends_per_number_per_day: default_max_sends_per_number_per_day(),
+            max_sends_per_account_per_minute: default_max_sends_per_account_per_minute(),
+            allowed_prefixes: Vec::new(),
         }
     }
+}
+
+fn default_max_failures_per_number() -> u32 {
+    100
+}
+fn default_lock_secs() -> u64 {
+    3600
+}
+fn default_resend_cooldown_secs() -> u64 {
+    30
+}
+fn default_max_sends_per_number_per_day() -> u32 {
+    10
+}
+fn default_max_sends_per_account_per_minute() -> u32 {
+    120
 }
 
 fn default_code_length() -> u8 {
@@ -261,6 +298,29 @@ impl Config {
         }
         if otp.max_attempts == 0 {
             return Err(Problem::new("otp", "max_attempts", "must be at least 1"));
+        }
+        if otp.max_failures_per_number == 0 || otp.max_failures_per_number > 100 {
+            return Err(Problem::new(
+                "otp",
+                "max_failures_per_number",
+                "must be 1 to 100 (NIST SP 800-63B caps failed attempts at 100)",
+            ));
+        }
+        if otp.max_sends_per_number_per_day == 0 {
+            return Err(Problem::new("otp", "max_sends_per_number_per_day", "must be at least 1"));
+        }
+        if otp.max_sends_per_account_per_minute == 0 {
+            return Err(Problem::new("otp", "max_sends_per_account_per_minute", "must be at least 1"));
+        }
+        for prefix in &otp.allowed_prefixes {
+            let digits = prefix.strip_prefix('+').unwrap_or("");
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Problem::new(
+                    "otp",
+                    "allowed_prefixes",
+                    &format!("{prefix:?} is not '+' followed by 1 to 15 digits"),
+                ));
+            }
         }
         if !(1..=255).contains(&self.sms.max_parts) {
             return Err(Problem::new("sms", "max_parts", "must be 1 to 255"));
@@ -512,6 +572,21 @@ number = "+13216549878"
             .contains("allow_long_ttl"));
         let source = source.replace("[otp]", "[otp]\nallow_long_ttl = true");
         assert_eq!(parse(&source).unwrap().otp.ttl_secs, 3600);
+    }
+
+    #[test]
+    fn limits_have_defaults_and_bounds() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.otp.max_failures_per_number, 100);
+        assert_eq!(config.otp.resend_cooldown_secs, 30);
+        assert_eq!(config.otp.max_sends_per_number_per_day, 10);
+        assert_eq!(config.otp.max_sends_per_account_per_minute, 120);
+        assert!(config.otp.allowed_prefixes.is_empty());
+        let too_many = GOOD.replace("max_attempts = 5", "max_attempts = 5\nmax_failures_per_number = 101");
+        assert!(parse(&too_many).unwrap_err().to_string().contains("NIST"));
+        let bad_prefix = GOOD.replace("max_attempts = 5", "max_attempts = 5\nallowed_prefixes = [\"+1\", \"44\"]");
+        let message = parse(&bad_prefix).unwrap_err().to_string();
+        assert!(message.contains("otp.allowed_prefixes") && message.contains("line 12"), "{message}");
     }
 
     #[test]

@@ -8,8 +8,11 @@ use rand::RngCore;
 use tokio::sync::Notify;
 
 use crate::config::{OtpConfig, SmsConfig};
+use subtle::ConstantTimeEq;
+
 use crate::otp::{
-    judge_attempt, AttemptVerdict, Clock, CodeHasher, OtpCode, ServiceName, Template,
+    destination_allowed, judge_attempt, AttemptVerdict, Clock, CodeHasher, LockPolicy, OtpCode,
+    SendLimits, SendRefusal, ServiceName, Template,
 };
 use crate::sms::{self, PhoneNumber};
 use crate::store::{
@@ -47,6 +50,10 @@ pub enum IssueError {
         parts_needed: usize,
         max_parts: usize,
     },
+    #[error("the destination is not in otp.allowed_prefixes")]
+    DestinationNotAllowed,
+    #[error("refused by a send limit: {0:?}")]
+    Limited(SendRefusal),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,6 +94,9 @@ impl TwoFactor {
 
     /// Generate a code, store its hash and queue its SMS; returns once both are durable.
     pub async fn send(&self, account: &str, request: &SendRequest) -> Result<Issued, IssueError> {
+        if !destination_allowed(&self.policy.otp.allowed_prefixes, request.to.as_str()) {
+            return Err(IssueError::DestinationNotAllowed);
+        }
         let code = OtpCode::generate(self.policy.otp.code_length);
         let text = request.body.render(&code);
         let plan = sms::plan(&text);
@@ -123,7 +133,12 @@ impl TwoFactor {
             to_masked: request.to.masked(),
             scope,
         };
-        self.store.issue_code(&new)?;
+        let limits = SendLimits::from_config(&self.policy.otp);
+        let lock = LockPolicy::from_config(&self.policy.otp);
+        if let Err(refusal) = self.store.issue_code(&new, &limits, &lock)? {
+            tracing::info!(to = %request.to, service = request.service.as_str(), refusal = ?refusal, "send refused by a limit");
+            return Err(IssueError::Limited(refusal));
+        }
         self.store.durable().await?;
         self.queued.notify_one();
         tracing::info!(message_id = %message_id, to = %request.to, service = request.service.as_str(), "code issued, SMS queued");
@@ -134,22 +149,37 @@ impl TwoFactor {
     }
 
     /// Judge one attempt; the outcome is durable when this returns.
-    pub async fn verify(
-        &self,
-        account: &str,
-        request: &VerifyRequest,
-    ) -> Result<AttemptVerdict, StoreError> {
+    pub async fn verify(&self, account: &str, request: &VerifyRequest) -> Result<AttemptVerdict, StoreError> {
         let scope = scope(account, &request.service, &request.number);
-        let scope_key = scope.to_key();
+        // Hash the candidate whatever is stored, so an unknown number, an expired code
+        // and a used one cost the same work.
+        let candidate = self.hasher.hash(&scope.to_key(), &request.code);
         let now = self.clock.now();
-        let verdict = self.store.attempt(&scope, now, |state, stored| {
-            judge_attempt(state, now, || {
-                self.hasher.matches(&scope_key, &request.code, stored)
-            })
+        let lock = LockPolicy::from_config(&self.policy.otp);
+        let verdict = self.store.attempt(&scope, now, &lock, |state, stored| {
+            judge_attempt(state, now, || candidate.ct_eq(stored).into())
         })?;
         self.store.durable().await?;
         tracing::info!(number = %request.number, service = request.service.as_str(), outcome = ?verdict, "verification attempt");
         Ok(verdict)
+    }
+
+    /// Invalidate the live code of (account, service, number). Returns whether one was live.
+    pub async fn cancel(&self, account: &str, service: &ServiceName, number: &PhoneNumber) -> Result<bool, StoreError> {
+        let cancelled = self.store.cancel_code(&scope(account, service, number), self.clock.now())?;
+        self.store.durable().await?;
+        tracing::info!(number = %number, service = service.as_str(), cancelled, "code cancelled");
+        Ok(cancelled)
+    }
+
+    /// Lift the lock of (account, service, number) and clear its failure count.
+    /// Returns whether it was locked.
+    pub async fn unlock(&self, account: &str, service: &ServiceName, number: &PhoneNumber) -> Result<bool, StoreError> {
+        let lock = LockPolicy::from_config(&self.policy.otp);
+        let was_locked = self.store.unlock(&scope(account, service, number), self.clock.now(), &lock)?;
+        self.store.durable().await?;
+        tracing::info!(number = %number, service = service.as_str(), was_locked, "number unlocked");
+        Ok(was_locked)
     }
 
     /// The status history of a message, if it belongs to `account`.

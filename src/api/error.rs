@@ -13,6 +13,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<&'static str>,
     pub extra: Map<String, Value>,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             extra: Map::new(),
+            retry_after: None,
         }
     }
 
@@ -36,6 +39,11 @@ impl ApiError {
 
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn retry_after(mut self, seconds: i64) -> Self {
+        self.retry_after = Some(seconds);
         self
     }
 
@@ -70,6 +78,11 @@ impl IntoResponse for ApiError {
             map.extend(self.extra);
         }
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -29,6 +29,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/2fa/send", post(twofa::send))
         .route("/2fa/verify", post(twofa::verify))
+        .route("/2fa/cancel", post(twofa::cancel))
+        .route("/2fa/unlock", post(twofa::unlock))
         .route("/2fa/messages/{id}", get(twofa::message))
         .route("/healthz", get(healthz))
         .fallback(not_found)

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use super::body::{json_object, string_field};
 use super::{ApiError, AppState};
-use crate::otp::{AttemptVerdict, ServiceName, Template, TemplateError};
+use crate::otp::{AttemptVerdict, SendRefusal, ServiceName, Template, TemplateError};
 use crate::service::{IssueError, SendRequest, VerifyRequest};
 use crate::sms::PhoneNumber;
 
@@ -42,6 +42,13 @@ pub async fn send(
         )
         .with("parts_needed", parts_needed)
         .with("max_parts", max_parts)),
+        Err(IssueError::DestinationNotAllowed) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "destination_not_allowed",
+            "this server does not send codes to that destination (otp.allowed_prefixes)",
+        )
+        .with("field", "to")),
+        Err(IssueError::Limited(refusal)) => Err(send_refusal(refusal)),
         Err(IssueError::Store(e)) => {
             tracing::error!(error = %e, "could not store a code");
             Err(ApiError::internal())
@@ -72,10 +79,11 @@ pub async fn verify(
                 .with("verified", false)
                 .with("attempts_remaining", remaining))
         }
-        AttemptVerdict::NotFound => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no live code for this service and number (never sent, expired or already used)",
+        AttemptVerdict::NotFound => Err(not_found_code().with("verified", false)),
+        AttemptVerdict::NumberLocked { retry_after } => Err(too_many(
+            "number_locked",
+            "too many wrong codes for this number; it is locked until an operator unlocks it or the lock expires",
+            retry_after,
         )
         .with("verified", false)),
         AttemptVerdict::Exhausted => Err(ApiError::new(
@@ -118,6 +126,87 @@ pub async fn message(
         "expires_at": record.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "history": record.history,
     })))
+}
+
+/// `POST /2fa/cancel` `{service, number}`: the live code stops verifying at once.
+pub async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let account = state.accounts.authenticate(&headers)?;
+    let object = json_object(&headers, body)?;
+    let service = service_field(&object)?;
+    let number = phone_field(&object, "number")?;
+    let cancelled = state.twofa.cancel(&account, &service, &number).await.map_err(|e| {
+        tracing::error!(error = %e, "could not cancel a code");
+        ApiError::internal()
+    })?;
+    if !cancelled {
+        return Err(not_found_code());
+    }
+    Ok(Json(json!({"code": 200, "message": "OK", "status": "canceled"})))
+}
+
+/// `POST /2fa/unlock` `{service, number}`: lift a `number_locked` lock (the operator's
+/// or the application's decision, after checking who the user is).
+pub async fn unlock(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let account = state.accounts.authenticate(&headers)?;
+    let object = json_object(&headers, body)?;
+    let service = service_field(&object)?;
+    let number = phone_field(&object, "number")?;
+    let was_locked = state.twofa.unlock(&account, &service, &number).await.map_err(|e| {
+        tracing::error!(error = %e, "could not unlock a number");
+        ApiError::internal()
+    })?;
+    Ok(Json(json!({"code": 200, "message": "OK", "status": "unlocked", "was_locked": was_locked})))
+}
+
+fn not_found_code() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no live code for this service and number (never sent, expired or already used)",
+    )
+}
+
+fn send_refusal(refusal: SendRefusal) -> ApiError {
+    let retry_after = refusal.retry_after();
+    match refusal {
+        SendRefusal::Cooldown { .. } => too_many(
+            "resend_cooldown",
+            "a code was sent to this number moments ago; wait before sending another",
+            retry_after,
+        ),
+        SendRefusal::NumberDailyCap { .. } => too_many(
+            "number_daily_limit",
+            "this number has received the most codes allowed in 24 hours",
+            retry_after,
+        ),
+        SendRefusal::AccountRate { .. } => too_many(
+            "account_rate_limit",
+            "this account has sent the most codes allowed per minute",
+            retry_after,
+        ),
+        SendRefusal::NumberLocked { .. } => too_many(
+            "number_locked",
+            "too many wrong codes for this number; it is locked until an operator unlocks it or the lock expires",
+            retry_after,
+        ),
+    }
+}
+
+/// A 429 with `Retry-After` (whole seconds, rounded up) and `"retry_after"`.
+fn too_many(error: &'static str, message: &str, retry_after: chrono::Duration) -> ApiError {
+    let millis = retry_after.num_milliseconds().max(0);
+    let seconds = (millis + 999) / 1000;
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, message)
+        .with("retry_after", seconds.max(1))
+        .retry_after(seconds.max(1))
 }
 
 fn parse_send(object: &Map<String, Value>) -> Result<SendRequest, ApiError> {

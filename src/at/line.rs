@@ -27,8 +27,14 @@ pub fn final_result(line: &str) -> Option<FinalResult> {
     let parsed: IResult<&str, FinalResult> = all_consuming(alt((
         value(FinalResult::Ok, tag("OK")),
         value(FinalResult::Error, tag("ERROR")),
-        map(preceded(tag("+CME ERROR:"), error_code), FinalResult::CmeError),
-        map(preceded(tag("+CMS ERROR:"), error_code), FinalResult::CmsError),
+        map(
+            preceded(tag("+CME ERROR:"), error_code),
+            FinalResult::CmeError,
+        ),
+        map(
+            preceded(tag("+CMS ERROR:"), error_code),
+            FinalResult::CmsError,
+        ),
     )))(line);
     if let Ok((_, result)) = parsed {
         return Some(result);
@@ -48,7 +54,9 @@ fn error_code(input: &str) -> IResult<&str, ErrorCode> {
             all_consuming(map_res(digit1, str::parse::<u16>)),
             ErrorCode::Numeric,
         ),
-        map(rest, |text: &str| ErrorCode::Verbose(text.trim().to_owned())),
+        map(rest, |text: &str| {
+            ErrorCode::Verbose(text.trim().to_owned())
+        }),
     ))(input)
 }
 

@@ -4,6 +4,32 @@
 //! The driver tells the [`Digester`] which command it has just written (so the echo and
 //! the information lines of that command can be told apart from unsolicited result
 //! codes), feeds it every byte it reads, and pulls events until there are none.
+//!
+//! Layout: [`frame`] is the pure framer (bytes and context in, one frame out) built on
+//! the per-line parsers in `line` and the URC rules in `urc`; the [`Digester`] only
+//! buffers bytes and collects a reply's lines around it. `values` parses the
+//! information lines the driver acts on, `cms` classifies `+CMS ERROR` codes.
+
+mod cms;
+pub mod frame;
+mod line;
+mod urc;
+mod values;
+
+#[cfg(test)]
+mod props;
+#[cfg(test)]
+mod transcripts;
+
+pub use cms::{
+    classify_cms, classify_cms_error, cms_code_from_text, cms_description, describe_cms_error,
+    CmsClass,
+};
+pub use frame::{Context, Frame, MAX_FRAME};
+pub use values::{
+    parse_cds_header, parse_cmgs, parse_cops, parse_cpin, parse_csq, parse_registration, RegDomain,
+    RegState, Registration, SignalQuality, SimState, ValueError,
+};
 
 /// What the modem said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,11 +78,21 @@ pub enum ErrorCode {
     Verbose(String),
 }
 
+/// The most information lines one reply may collect. Replies beyond it (a modem stuck
+/// repeating a line) have the extra lines reported as garbage instead of buffered.
+/// A full SIM listed with `AT+CMGL` is a few hundred lines.
+pub const MAX_REPLY_LINES: usize = 1024;
+
 /// Incremental AT output digester. See the module docs.
 #[derive(Debug, Default)]
 pub struct Digester {
     buffer: Vec<u8>,
+    /// Bytes of `buffer` already framed; compacted on the next `feed` so that framing
+    /// many short lines from one large read stays linear.
+    start: usize,
     pending: Option<String>,
+    prompted: bool,
+    lines: Vec<String>,
 }
 
 impl Digester {
@@ -65,23 +101,81 @@ impl Digester {
     }
 
     /// Record that `command` (without the trailing `\r`, e.g. `AT+CMGS=23`) was written.
+    /// Lines collected for an earlier, unanswered command are dropped.
     pub fn command_sent(&mut self, command: &str) {
         self.pending = Some(command.to_owned());
+        self.prompted = false;
+        self.lines.clear();
     }
 
     /// Forget the command in flight (after a timeout) and any partial reply.
     pub fn reset(&mut self) {
         self.pending = None;
+        self.prompted = false;
+        self.lines.clear();
         self.buffer.clear();
+        self.start = 0;
     }
 
     /// Append bytes read from the port.
     pub fn feed(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buffer.drain(..self.start.min(self.buffer.len()));
+            self.start = 0;
+        }
         self.buffer.extend_from_slice(bytes);
     }
 
-    /// The next complete event, if the buffered bytes hold one.
+    /// The command in flight, if any.
+    pub fn pending(&self) -> Option<&str> {
+        self.pending.as_deref()
+    }
+
+    /// Bytes fed but not yet turned into events (an incomplete line).
+    pub fn buffered(&self) -> usize {
+        self.buffer.len().saturating_sub(self.start)
+    }
+
+    /// The next complete event, if the buffered bytes hold one. Each call consumes at
+    /// least one byte per event it returns, and returns `None` once the rest needs more
+    /// bytes, so draining with `while let Some(e) = d.next_event()` always ends.
     pub fn next_event(&mut self) -> Option<Event> {
-        todo!("at: next_event")
+        loop {
+            let unread = self.buffer.get(self.start..).unwrap_or_default();
+            let ctx = Context {
+                pending: self.pending.as_deref(),
+                prompted: self.prompted,
+            };
+            let (frame, used) = frame::frame(unread, &ctx);
+            if used == 0 {
+                return None;
+            }
+            self.start = (self.start + used).min(self.buffer.len());
+            if self.start == self.buffer.len() {
+                self.buffer.clear();
+                self.start = 0;
+            }
+            match frame {
+                None => {}
+                Some(Frame::Info(line)) if self.lines.len() < MAX_REPLY_LINES => {
+                    self.lines.push(line);
+                }
+                Some(Frame::Info(line)) => return Some(Event::Garbage(line.into_bytes())),
+                Some(Frame::Final(result)) => {
+                    self.pending = None;
+                    self.prompted = false;
+                    return Some(Event::Response {
+                        lines: std::mem::take(&mut self.lines),
+                        result,
+                    });
+                }
+                Some(Frame::Event(event)) => {
+                    if event == Event::Prompt {
+                        self.prompted = true;
+                    }
+                    return Some(event);
+                }
+            }
+        }
     }
 }

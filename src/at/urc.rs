@@ -131,7 +131,8 @@ fn command_names(command: &str) -> impl Iterator<Item = &str> {
         .filter(|at| at.eq_ignore_ascii_case("AT"))
         .and_then(|_| command.get(2..))
         .unwrap_or(command);
-    body.split(';').filter_map(|part| extended_name(part.trim()))
+    body.split(';')
+        .filter_map(|part| extended_name(part.trim()))
 }
 
 #[cfg(test)]
@@ -157,7 +158,14 @@ mod tests {
         ] {
             assert!(is_known(line), "{line}");
         }
-        for line in ["+CMGS: 12", "+CSQ: 21,99", "Quectel", "EC25", "+CMTIX: 1", "OK"] {
+        for line in [
+            "+CMGS: 12",
+            "+CSQ: 21,99",
+            "Quectel",
+            "EC25",
+            "+CMTIX: 1",
+            "OK",
+        ] {
             assert!(!is_known(line), "{line}");
         }
     }

@@ -39,10 +39,10 @@ fn number(input: &str) -> IResult<&str, u32> {
 
 /// `+CMGS: <mr>[,<scts>]` → the message reference, the key that matches a later `+CDS`.
 pub fn parse_cmgs(line: &str) -> Result<u8, ValueError> {
-    let parsed: IResult<&str, u32> =
-        all_consuming(terminated(preceded(prefix("+CMGS"), number), opt(preceded(char(','), rest))))(
-            line.trim(),
-        );
+    let parsed: IResult<&str, u32> = all_consuming(terminated(
+        preceded(prefix("+CMGS"), number),
+        opt(preceded(char(','), rest)),
+    ))(line.trim());
     let (_, mr) = parsed.map_err(|_| malformed("+CMGS", line))?;
     u8::try_from(mr).map_err(|_| ValueError::OutOfRange {
         what: "message reference",
@@ -167,7 +167,10 @@ enum Field<'a> {
 fn field(input: &str) -> IResult<&str, Field<'_>> {
     let (input, _) = space0(input)?;
     alt((
-        map(delimited(char('"'), take_while(|c| c != '"'), char('"')), Field::Text),
+        map(
+            delimited(char('"'), take_while(|c| c != '"'), char('"')),
+            Field::Text,
+        ),
         map(number, Field::Num),
         map(take_while(|c| c != ','), |t: &str| Field::Text(t.trim())),
     ))(input)
@@ -243,10 +246,8 @@ pub fn parse_cds_header(line: &str) -> Result<u16, ValueError> {
 /// `+COPS: <mode>[,<format>,"<oper>"[,<AcT>]]` → the operator, `None` when the modem
 /// is not on a network (`+COPS: 0`).
 pub fn parse_cops(line: &str) -> Result<Option<String>, ValueError> {
-    let parsed: IResult<&str, Vec<Field<'_>>> = all_consuming(preceded(
-        prefix("+COPS"),
-        separated_list1(char(','), field),
-    ))(line.trim());
+    let parsed: IResult<&str, Vec<Field<'_>>> =
+        all_consuming(preceded(prefix("+COPS"), separated_list1(char(','), field)))(line.trim());
     let (_, fields) = parsed.map_err(|_| malformed("+COPS", line))?;
     match fields.as_slice() {
         [Field::Num(_)] => Ok(None),
@@ -291,7 +292,10 @@ mod tests {
         let r = |line| parse_registration(line).map(|r| (r.domain, r.state));
         assert_eq!(r("+CREG: 0,1"), Ok((RegDomain::Cs, RegState::Home)));
         assert_eq!(r("+CREG: 1"), Ok((RegDomain::Cs, RegState::Home)));
-        assert_eq!(r("+CREG: 5,\"00C3\",\"0F1A\""), Ok((RegDomain::Cs, RegState::Roaming)));
+        assert_eq!(
+            r("+CREG: 5,\"00C3\",\"0F1A\""),
+            Ok((RegDomain::Cs, RegState::Roaming))
+        );
         assert_eq!(
             r("+CREG: 2,1,\"00C3\",\"0F1A\""),
             Ok((RegDomain::Cs, RegState::Home))
@@ -303,9 +307,15 @@ mod tests {
         );
         assert_eq!(r("+CEREG:3"), Ok((RegDomain::Eps, RegState::Denied)));
         // LTE-only modules answer +CREG with "not registered" while +CEREG is home.
-        assert_eq!(r("+CREG: 0,0"), Ok((RegDomain::Cs, RegState::NotRegistered)));
+        assert_eq!(
+            r("+CREG: 0,0"),
+            Ok((RegDomain::Cs, RegState::NotRegistered))
+        );
         assert_eq!(r("+CREG: 0,6"), Ok((RegDomain::Cs, RegState::HomeSmsOnly)));
-        assert_eq!(r("+CREG: 0,7"), Ok((RegDomain::Cs, RegState::RoamingSmsOnly)));
+        assert_eq!(
+            r("+CREG: 0,7"),
+            Ok((RegDomain::Cs, RegState::RoamingSmsOnly))
+        );
         assert_eq!(r("+CREG: 0,4"), Ok((RegDomain::Cs, RegState::Unknown)));
         assert!(r("+CREG: \"00C3\"").is_err());
         assert!(r("+COPS: 0").is_err());

@@ -20,6 +20,9 @@ pub enum AttemptVerdict {
     Approved,
     /// A wrong code; `remaining` tries are left.
     Wrong { remaining: u32 },
+    /// Too many consecutive wrong codes for this number, across resends: refused
+    /// before any code is looked at (see [`super::LockPolicy`]).
+    NumberLocked { retry_after: chrono::Duration },
 }
 
 /// Decide an attempt. `code_matches` is evaluated only for a live code with tries left,

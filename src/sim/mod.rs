@@ -48,6 +48,9 @@ pub struct SimOptions {
     /// After start (and after `AT+CFUN=1,1`) the modem answers nothing for this long;
     /// what arrives meanwhile is dropped.
     pub boot_delay: Duration,
+    /// Written as-is when the modem has booted (at start and after `AT+CFUN=1,1`), e.g.
+    /// `b"\0\0\r\nRDY\r\n"` for the noise and banner real modems emit.
+    pub boot_output: Vec<u8>,
     /// After a correct PIN, `AT+CPIN?` answers `+CME ERROR: 14` and SMS commands
     /// `+CMS ERROR: 314` (SIM busy) for this long.
     pub sim_busy_after_pin: Duration,
@@ -86,6 +89,7 @@ impl Default for SimOptions {
             pin: None,
             send_delay: Duration::ZERO,
             boot_delay: Duration::ZERO,
+            boot_output: Vec::new(),
             sim_busy_after_pin: Duration::ZERO,
             registered: true,
             lte_only: false,

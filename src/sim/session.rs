@@ -78,7 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .as_ref()
             .filter(|s| !s.interval.is_zero() && !s.lines.is_empty())
             .map(|s| now + options.boot_delay + s.interval);
-        Self {
+        let mut session = Self {
             stream,
             modem: Modem::new(&options),
             mode: Mode::Command,
@@ -96,6 +96,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             unplugs_at_start,
             options,
             log,
+        };
+        session.booted(now);
+        session
+    }
+
+    /// Queue the boot output for the moment the boot delay ends.
+    fn booted(&mut self, now: Instant) {
+        if !self.options.boot_output.is_empty() {
+            let output = self.options.boot_output.clone();
+            self.schedule_urc(now + self.options.boot_delay, output);
         }
     }
 
@@ -298,6 +308,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if !self.options.boot_delay.is_zero() {
                     self.go_silent(now + self.options.boot_delay);
                 }
+                self.booted(now);
             }
         }
     }

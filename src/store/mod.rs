@@ -7,6 +7,8 @@
 //! - `inflight`: message id → [`OutboundMessage`] claimed by the dispatcher; put back
 //!   into `outbox` at start-up, because a crash mid-send must not lose it
 //! - `messages`: message id → [`MessageRecord`] (status history, no text)
+//! - `limits`: send histories per number and per account, failure counts per scope
+//!   (so limits hold across restarts)
 
 mod codes;
 mod flusher;
@@ -69,6 +71,7 @@ pub struct Store {
     outbox: sled::Tree,
     inflight: sled::Tree,
     messages: sled::Tree,
+    limits: sled::Tree,
     flusher: Flusher,
     sealer: TextSealer,
 }
@@ -93,6 +96,7 @@ impl Store {
             outbox: tree("outbox")?,
             inflight: tree("inflight")?,
             messages: tree("messages")?,
+            limits: tree("limits")?,
             flusher: Flusher::spawn(db.clone()),
             db,
             sealer,

@@ -28,6 +28,35 @@ impl CodeScope {
     }
 }
 
+/// `limits` key of the send history of one number, per account (not across accounts:
+/// one account must not learn that another sends to a number).
+pub fn number_history_key(account: &str, number: &str) -> Vec<u8> {
+    let mut key = vec![b'n'];
+    key.extend_from_slice(
+        &CodeScope {
+            account: account.to_owned(),
+            service: String::new(),
+            number: number.to_owned(),
+        }
+        .to_key(),
+    );
+    key
+}
+
+/// `limits` key of an account's send history.
+pub fn account_history_key(account: &str) -> Vec<u8> {
+    let mut key = vec![b'a'];
+    key.extend_from_slice(account.as_bytes());
+    key
+}
+
+/// `limits` key of the consecutive-failure count of one scope.
+pub fn failures_key(scope_key: &[u8]) -> Vec<u8> {
+    let mut key = vec![b'f'];
+    key.extend_from_slice(scope_key);
+    key
+}
+
 /// A live code. Only its keyed hash is kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CodeRecord {

@@ -47,6 +47,25 @@ async fn open() -> (Store, tempfile::TempDir) {
     (store, dir)
 }
 
+fn limits() -> crate::otp::SendLimits {
+    crate::otp::SendLimits {
+        cooldown: Duration::zero(),
+        per_number_per_day: 1000,
+        per_account_per_minute: 1000,
+    }
+}
+
+fn lock() -> crate::otp::LockPolicy {
+    crate::otp::LockPolicy {
+        max_failures: 100,
+        lock_for: Duration::hours(1),
+    }
+}
+
+fn issue(store: &Store, code: &NewCode) {
+    store.issue_code(code, &limits(), &lock()).unwrap().unwrap();
+}
+
 fn judge_by_hash(
     expected: u8,
 ) -> impl Fn(Option<crate::otp::CodeState>, &[u8; 32]) -> AttemptVerdict {
@@ -56,25 +75,21 @@ fn judge_by_hash(
 #[tokio::test]
 async fn issue_queues_the_message_and_replaces_the_old_code() {
     let (store, _dir) = open().await;
-    store
-        .issue_code(&new_code("SM1", "+15551111111", 1))
-        .unwrap();
-    store
-        .issue_code(&new_code("SM2", "+15551111111", 2))
-        .unwrap();
+    issue(&store, &new_code("SM1", "+15551111111", 1));
+    issue(&store, &new_code("SM2", "+15551111111", 2));
     store.durable().await.unwrap();
     assert_eq!(store.code_count(), 1);
     assert_eq!(store.expiry.len(), 1, "the old code's expiry entry is gone");
     assert_eq!(store.queue_depth(), 2);
     let verdict = store
-        .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(1))
+        .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(1))
         .unwrap();
     assert!(
         matches!(verdict, AttemptVerdict::Wrong { .. }),
         "old code no longer verifies"
     );
     let verdict = store
-        .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(2))
+        .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(2))
         .unwrap();
     assert_eq!(verdict, AttemptVerdict::Approved);
     assert_eq!(store.code_count(), 0, "approval consumes the code");
@@ -83,17 +98,15 @@ async fn issue_queues_the_message_and_replaces_the_old_code() {
 #[tokio::test]
 async fn wrong_attempts_are_counted_durably() {
     let (store, _dir) = open().await;
-    store
-        .issue_code(&new_code("SM1", "+15551111111", 1))
-        .unwrap();
+    issue(&store, &new_code("SM1", "+15551111111", 1));
     for remaining in [2, 1, 0] {
         let verdict = store
-            .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(9))
+            .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(9))
             .unwrap();
         assert_eq!(verdict, AttemptVerdict::Wrong { remaining });
     }
     let verdict = store
-        .attempt(&scope("+15551111111"), Utc::now(), judge_by_hash(1))
+        .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(1))
         .unwrap();
     assert_eq!(verdict, AttemptVerdict::Exhausted);
 }
@@ -101,12 +114,8 @@ async fn wrong_attempts_are_counted_durably() {
 #[tokio::test]
 async fn claim_send_and_requeue_after_a_crash() {
     let (store, _dir) = open().await;
-    store
-        .issue_code(&new_code("SM1", "+15551111111", 1))
-        .unwrap();
-    store
-        .issue_code(&new_code("SM2", "+15552222222", 2))
-        .unwrap();
+    issue(&store, &new_code("SM1", "+15551111111", 1));
+    issue(&store, &new_code("SM2", "+15552222222", 2));
     let now = Utc::now() + Duration::seconds(1);
     let Claim::Claimed { message, modem } = store.claim_next(now, |_| Some("m0".into())).unwrap()
     else {
@@ -150,12 +159,8 @@ async fn claim_send_and_requeue_after_a_crash() {
 #[tokio::test]
 async fn a_message_nobody_can_route_waits_without_blocking_others() {
     let (store, _dir) = open().await;
-    store
-        .issue_code(&new_code("SM1", "+15551111111", 1))
-        .unwrap();
-    store
-        .issue_code(&new_code("SM2", "+15552222222", 2))
-        .unwrap();
+    issue(&store, &new_code("SM1", "+15551111111", 1));
+    issue(&store, &new_code("SM2", "+15552222222", 2));
     let now = Utc::now() + Duration::seconds(1);
     let route = |m: &OutboundMessage| (m.id == "SM2").then(|| "m1".to_owned());
     let Claim::Claimed { message, .. } = store.claim_next(now, route).unwrap() else {
@@ -168,9 +173,7 @@ async fn a_message_nobody_can_route_waits_without_blocking_others() {
 #[tokio::test]
 async fn expired_messages_are_failed_not_sent() {
     let (store, _dir) = open().await;
-    store
-        .issue_code(&new_code("SM1", "+15551111111", 1))
-        .unwrap();
+    issue(&store, &new_code("SM1", "+15551111111", 1));
     let later = Utc::now() + Duration::minutes(11);
     assert!(matches!(
         store.claim_next(later, |_| Some("m0".into())).unwrap(),
@@ -184,12 +187,10 @@ async fn expired_messages_are_failed_not_sent() {
 #[tokio::test]
 async fn purge_removes_only_expired_codes() {
     let (store, _dir) = open().await;
-    store
-        .issue_code(&new_code("SM1", "+15551111111", 1))
-        .unwrap();
+    issue(&store, &new_code("SM1", "+15551111111", 1));
     let mut fresh = new_code("SM2", "+15552222222", 2);
     fresh.record.expires_at = Utc::now() + Duration::minutes(30);
-    store.issue_code(&fresh).unwrap();
+    issue(&store, &fresh);
     assert_eq!(store.purge_expired(Utc::now()).unwrap(), 0);
     assert_eq!(
         store
@@ -206,9 +207,7 @@ async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
-        store
-            .issue_code(&new_code("SM1", "+15551111111", 1))
-            .unwrap();
+        issue(&store, &new_code("SM1", "+15551111111", 1));
         store.durable().await.unwrap();
     }
     // The flusher task holds the database until it sees the store gone.
@@ -224,7 +223,7 @@ async fn the_database_files_never_hold_the_text_in_clear() {
     let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
     let mut code = new_code("SM1", "+15551111111", 1);
     code.message.text = "Your code is 918273".into();
-    store.issue_code(&code).unwrap();
+    issue(&store, &code);
     let now = Utc::now() + Duration::seconds(1);
     let Claim::Claimed { message, .. } = store.claim_next(now, |_| Some("m0".into())).unwrap()
     else {

@@ -38,6 +38,18 @@ async fn boot_delay_drops_what_arrives_before() {
 }
 
 #[tokio::test]
+async fn boot_output_comes_when_booted_and_after_a_reset() {
+    let (mut host, _log, _task) = start(SimOptions {
+        echo: false,
+        boot_delay: Duration::from_millis(100),
+        boot_output: b"\0\0\r\nRDY\r\n".to_vec(),
+        ..SimOptions::default()
+    });
+    host.expect(b"\0\0\r\nRDY\r\n").await;
+    host.at("AT+CFUN=1,1", "\r\nOK\r\n\0\0\r\nRDY\r\n").await;
+}
+
+#[tokio::test]
 async fn send_delay_holds_the_answer_and_queues_input() {
     let delay = Duration::from_millis(200);
     let (mut host, _log) = text_modem(SimOptions {

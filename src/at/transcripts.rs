@@ -1,0 +1,440 @@
+//! Byte-feeding tests over transcripts in the shape real modems produce (Huawei
+//! E173/E3372, SIMCom SIM800, Quectel EC25), each checked whole, split at every
+//! offset, and fed one byte at a time.
+
+use super::{Digester, ErrorCode, Event, FinalResult, Urc};
+
+/// One step of a conversation: the command the driver writes (if any), then the bytes
+/// the modem answers with.
+type Segment<'a> = (Option<&'a str>, &'a [u8]);
+
+fn drain(digester: &mut Digester, events: &mut Vec<Event>) {
+    while let Some(event) = digester.next_event() {
+        events.push(event);
+    }
+}
+
+/// Runs `script`, feeding each segment in the pieces `split` makes of it.
+fn run(script: &[Segment<'_>], split: impl Fn(usize, &[u8]) -> Vec<Vec<u8>>) -> Vec<Event> {
+    let mut digester = Digester::new();
+    let mut events = Vec::new();
+    for (index, (command, bytes)) in script.iter().enumerate() {
+        if let Some(command) = command {
+            digester.command_sent(command);
+        }
+        for piece in split(index, bytes) {
+            digester.feed(&piece);
+            drain(&mut digester, &mut events);
+        }
+    }
+    assert_eq!(digester.buffered(), 0, "bytes left over");
+    events
+}
+
+/// The transcript gives `expected` fed whole, split in two at every offset of every
+/// segment, and fed one byte at a time.
+fn check(script: &[Segment<'_>], expected: &[Event]) {
+    let whole = run(script, |_, bytes| vec![bytes.to_vec()]);
+    assert_eq!(whole, expected, "fed whole");
+    for (target, (_, bytes)) in script.iter().enumerate() {
+        for offset in 0..=bytes.len() {
+            let split = run(script, |index, bytes| {
+                if index == target {
+                    vec![bytes[..offset].to_vec(), bytes[offset..].to_vec()]
+                } else {
+                    vec![bytes.to_vec()]
+                }
+            });
+            assert_eq!(split, expected, "segment {target} split at {offset}");
+        }
+    }
+    let bytewise = run(script, |_, bytes| bytes.iter().map(|b| vec![*b]).collect());
+    assert_eq!(bytewise, expected, "fed byte by byte");
+}
+
+fn urc(line: &str) -> Event {
+    Event::Urc(Urc {
+        line: line.into(),
+        pdu: None,
+    })
+}
+
+fn urc_pdu(line: &str, pdu: &str) -> Event {
+    Event::Urc(Urc {
+        line: line.into(),
+        pdu: Some(pdu.into()),
+    })
+}
+
+fn reply(lines: &[&str], result: FinalResult) -> Event {
+    Event::Response {
+        lines: lines.iter().map(|l| (*l).to_owned()).collect(),
+        result,
+    }
+}
+
+fn ok(lines: &[&str]) -> Event {
+    reply(lines, FinalResult::Ok)
+}
+
+fn echo(line: &str) -> Event {
+    Event::Echo(line.into())
+}
+
+const SUBMIT_PDU: &str = "0011000B914477123456F10000AA0AE8329BFD4697D9EC37";
+const REPORT_PDU: &str = "07914477581006500006450B914477123456F1422110713353404221107133634000";
+
+#[test]
+fn huawei_e173_boot_flood_and_echo() {
+    check(
+        &[
+            (
+                None,
+                b"\r\n^BOOT:20952644,0,0,0,75\r\n\r\n^RSSI:18\r\n\r\n^SRVST:2\r\n\
+                  \r\n^SIMST:1\r\n\r\n^MODE:5,4\r\n\r\n^DSFLOWRPT:00000A3B,00000000\r\n",
+            ),
+            (
+                Some("AT+CSQ"),
+                b"AT+CSQ\r\r\n^RSSI:19\r\n\r\n+CSQ: 19,99\r\n\r\n^BOOT:20952644,0,0,0,75\r\n\
+                  \r\nOK\r\n",
+            ),
+            (Some("AT^CURC=0"), b"AT^CURC=0\r\r\nCOMMAND NOT SUPPORT\r\n"),
+        ],
+        &[
+            urc("^BOOT:20952644,0,0,0,75"),
+            urc("^RSSI:18"),
+            urc("^SRVST:2"),
+            urc("^SIMST:1"),
+            urc("^MODE:5,4"),
+            urc("^DSFLOWRPT:00000A3B,00000000"),
+            echo("AT+CSQ"),
+            urc("^RSSI:19"),
+            urc("^BOOT:20952644,0,0,0,75"),
+            ok(&["+CSQ: 19,99"]),
+            echo("AT^CURC=0"),
+            reply(&[], FinalResult::Other("COMMAND NOT SUPPORT".into())),
+        ],
+    );
+}
+
+#[test]
+fn huawei_e3372_hcsq_inside_sysinfo() {
+    check(
+        &[(
+            Some("AT^SYSINFOEX"),
+            b"\r\n^HCSQ:\"LTE\",45,38,120,20\r\n\r\n^SYSINFOEX:2,3,0,1,,6,\"LTE\",101,\"LTE\"\r\n\
+              \r\n^HCSQ:\"LTE\",46,38,120,20\r\n\r\nOK\r\n",
+        )],
+        &[
+            urc("^HCSQ:\"LTE\",45,38,120,20"),
+            urc("^HCSQ:\"LTE\",46,38,120,20"),
+            ok(&["^SYSINFOEX:2,3,0,1,,6,\"LTE\",101,\"LTE\""]),
+        ],
+    );
+}
+
+#[test]
+fn simcom_sim800_boot_with_noise_and_a_pending_at() {
+    check(
+        &[
+            (
+                Some("AT"),
+                b"\0\0\xff\xfeAT\r\r\nOK\r\n\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\
+                  \r\nCall Ready\r\n\r\nSMS Ready\r\n",
+            ),
+            (
+                Some("AT+CPIN?"),
+                b"AT+CPIN?\r\r\n+CPIN: READY\r\n\r\nOK\r\n",
+            ),
+            (Some("AT"), b"AT\r\r\n+CPIN: READY\r\n\r\nOK\r\n"),
+        ],
+        &[
+            Event::Garbage(b"\0\0\xff\xfe".to_vec()),
+            echo("AT"),
+            ok(&[]),
+            urc("RDY"),
+            urc("+CFUN: 1"),
+            urc("+CPIN: READY"),
+            urc("Call Ready"),
+            urc("SMS Ready"),
+            echo("AT+CPIN?"),
+            ok(&["+CPIN: READY"]),
+            echo("AT"),
+            urc("+CPIN: READY"),
+            ok(&[]),
+        ],
+    );
+}
+
+#[test]
+fn quectel_ec25_boot_and_ati() {
+    check(
+        &[
+            (
+                None,
+                b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\
+                  \r\n+QIND: SMS DONE\r\n",
+            ),
+            (
+                Some("ATI"),
+                b"ATI\r\r\nQuectel\r\nEC25\r\n\r\n+QIND: PB DONE\r\n\
+                  Revision: EC25EFAR06A09M4G\r\n\r\nOK\r\n",
+            ),
+            (
+                Some("AT+CREG?"),
+                b"\r\n+CREG: 0,1\r\n\r\n+CEREG: 1,\"1A2B\",\"01A2B3C4\",7\r\n\r\nOK\r\n",
+            ),
+            (
+                Some("AT+CSQ"),
+                b"\r\n+CREG: 1,\"00C3\",\"0F1A\"\r\n\r\n+CSQ: 21,99\r\n\r\nOK\r\n",
+            ),
+        ],
+        &[
+            urc("RDY"),
+            urc("+CFUN: 1"),
+            urc("+CPIN: READY"),
+            urc("+QUSIM: 1"),
+            urc("+QIND: SMS DONE"),
+            echo("ATI"),
+            urc("+QIND: PB DONE"),
+            ok(&["Quectel", "EC25", "Revision: EC25EFAR06A09M4G"]),
+            urc("+CEREG: 1,\"1A2B\",\"01A2B3C4\",7"),
+            ok(&["+CREG: 0,1"]),
+            urc("+CREG: 1,\"00C3\",\"0F1A\""),
+            ok(&["+CSQ: 21,99"]),
+        ],
+    );
+}
+
+#[test]
+fn cmgs_with_echo_on() {
+    let pdu_echo = format!("{SUBMIT_PDU}\x1a\r\n+CMGS: 45\r\n\r\nOK\r\n");
+    check(
+        &[
+            (Some("AT+CMGS=23"), b"AT+CMGS=23\r\r\n> "),
+            (None, pdu_echo.as_bytes()),
+        ],
+        &[
+            echo("AT+CMGS=23"),
+            Event::Prompt,
+            echo(SUBMIT_PDU),
+            ok(&["+CMGS: 45"]),
+        ],
+    );
+}
+
+#[test]
+fn cmgs_with_echo_on_without_ctrl_z_echo() {
+    let pdu_echo = format!("{SUBMIT_PDU}\r\n\r\n+CMGS: 46\r\n\r\nOK\r\n");
+    check(
+        &[
+            (Some("AT+CMGS=23"), b"AT+CMGS=23\r\n>"),
+            (None, pdu_echo.as_bytes()),
+        ],
+        &[
+            echo("AT+CMGS=23"),
+            Event::Prompt,
+            echo(SUBMIT_PDU),
+            ok(&["+CMGS: 46"]),
+        ],
+    );
+}
+
+#[test]
+fn cmgs_with_echo_off_and_urcs_around_the_prompt() {
+    check(
+        &[
+            (Some("AT+CMGS=23"), b"\r\n+CMTI: \"SM\",3\r\n\r\n> "),
+            (
+                None,
+                b"\r\n^RSSI:17\r\n\r\n+CMGS: 47\r\n\r\nOK\r\n\r\nRING\r\n",
+            ),
+        ],
+        &[
+            urc("+CMTI: \"SM\",3"),
+            Event::Prompt,
+            urc("^RSSI:17"),
+            ok(&["+CMGS: 47"]),
+            urc("RING"),
+        ],
+    );
+}
+
+#[test]
+fn cms_error_500_after_the_prompt() {
+    check(
+        &[
+            (Some("AT+CMGS=23"), b"\r\n> "),
+            (None, b"\r\n+CMS ERROR: 500\r\n"),
+        ],
+        &[
+            Event::Prompt,
+            reply(&[], FinalResult::CmsError(ErrorCode::Numeric(500))),
+        ],
+    );
+}
+
+#[test]
+fn cme_errors_numeric_and_verbose() {
+    check(
+        &[
+            (Some("AT+CPIN?"), b"\r\n+CME ERROR: SIM busy\r\n"),
+            (Some("AT+CPIN?"), b"\r\n+CME ERROR: 14\r\n"),
+            (
+                Some("AT+CPIN=\"1234\""),
+                b"\r\n+CME ERROR: incorrect password\r\n",
+            ),
+        ],
+        &[
+            reply(
+                &[],
+                FinalResult::CmeError(ErrorCode::Verbose("SIM busy".into())),
+            ),
+            reply(&[], FinalResult::CmeError(ErrorCode::Numeric(14))),
+            reply(
+                &[],
+                FinalResult::CmeError(ErrorCode::Verbose("incorrect password".into())),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn cds_inside_a_csq_reply() {
+    let with_space = format!("\r\n+CSQ: 21,99\r\n\r\n+CDS: 25\r\n{REPORT_PDU}\r\n\r\nOK\r\n");
+    let without_space = format!("\r\n+CSQ: 22,99\r\n\r\n+CDS:25\r\n{REPORT_PDU}\r\n\r\nOK\r\n");
+    check(
+        &[
+            (Some("AT+CSQ"), with_space.as_bytes()),
+            (Some("AT+CSQ"), without_space.as_bytes()),
+        ],
+        &[
+            urc_pdu("+CDS: 25", REPORT_PDU),
+            ok(&["+CSQ: 21,99"]),
+            urc_pdu("+CDS:25", REPORT_PDU),
+            ok(&["+CSQ: 22,99"]),
+        ],
+    );
+}
+
+#[test]
+fn cmt_while_idle_and_pdu_line_of_cmgr() {
+    let cmt = format!("\r\n+CMT: ,23\r\n{SUBMIT_PDU}\r\n");
+    let cmgr = format!("\r\n+CMGR: 0,,23\r\n{SUBMIT_PDU}\r\n\r\nOK\r\n");
+    check(
+        &[(None, cmt.as_bytes()), (Some("AT+CMGR=3"), cmgr.as_bytes())],
+        &[
+            urc_pdu("+CMT: ,23", SUBMIT_PDU),
+            ok(&["+CMGR: 0,,23", SUBMIT_PDU]),
+        ],
+    );
+}
+
+#[test]
+fn cr_cr_lf_bare_lf_and_bare_cr_endings() {
+    check(
+        &[
+            (Some("AT+CSQ"), b"\r\r\n+CSQ: 21,99\r\r\n\r\r\nOK\r\r\n"),
+            (Some("AT+CMGF=0"), b"\nOK\n"),
+            (Some("AT+CNMI=2,1,2,1,0"), b"\rERROR\r"),
+            (Some("AT+CNMI=2,1,2,2,0"), b"\r\n\r\n\r\nOK\r\n\r\n"),
+        ],
+        &[
+            ok(&["+CSQ: 21,99"]),
+            ok(&[]),
+            reply(&[], FinalResult::Error),
+            ok(&[]),
+        ],
+    );
+}
+
+#[test]
+fn noise_nuls_and_invalid_utf8_are_garbage() {
+    check(
+        &[
+            (None, b"\0\0\0\0\r\n\xf8\xf8x\xe0\r\nabc\xc3(\r\n"),
+            (Some("AT"), b"\0AT\r\r\nOK\r\n"),
+        ],
+        &[
+            Event::Garbage(b"\0\0\0\0".to_vec()),
+            Event::Garbage(b"\xf8\xf8".to_vec()),
+            Event::Garbage(b"x\xe0".to_vec()),
+            Event::Garbage(b"abc\xc3(".to_vec()),
+            Event::Garbage(b"\0".to_vec()),
+            echo("AT"),
+            ok(&[]),
+        ],
+    );
+}
+
+#[test]
+fn stray_prompt_and_final_without_a_command() {
+    check(
+        &[(None, b"\r\n> \r\nOK\r\n")],
+        &[Event::Garbage(b">".to_vec()), urc("OK")],
+    );
+}
+
+#[test]
+fn reset_forgets_the_partial_reply() {
+    let mut digester = Digester::new();
+    digester.command_sent("AT+CSQ");
+    digester.feed(b"\r\n+CSQ: 21,99\r\n\r\nO");
+    assert_eq!(digester.next_event(), None);
+    digester.reset();
+    assert_eq!(digester.pending(), None);
+    assert_eq!(digester.buffered(), 0);
+    digester.command_sent("AT");
+    digester.feed(b"\r\nOK\r\n");
+    assert_eq!(digester.next_event(), Some(ok(&[])));
+    assert_eq!(digester.next_event(), None);
+}
+
+#[test]
+fn a_new_command_drops_lines_of_an_unanswered_one() {
+    let mut digester = Digester::new();
+    digester.command_sent("ATI");
+    digester.feed(b"\r\nQuectel\r\n");
+    assert_eq!(digester.next_event(), None);
+    digester.command_sent("AT");
+    digester.feed(b"\r\nOK\r\n");
+    assert_eq!(digester.next_event(), Some(ok(&[])));
+}
+
+#[test]
+fn endless_line_without_terminator_is_bounded() {
+    let mut digester = Digester::new();
+    let mut events = Vec::new();
+    for _ in 0..3 {
+        digester.feed(&[b'A'; 3000]);
+        drain(&mut digester, &mut events);
+        assert!(digester.buffered() < super::MAX_FRAME);
+    }
+    assert_eq!(
+        events,
+        vec![
+            Event::Garbage(vec![b'A'; super::MAX_FRAME]),
+            Event::Garbage(vec![b'A'; super::MAX_FRAME]),
+        ]
+    );
+}
+
+#[test]
+fn runaway_reply_lines_are_bounded() {
+    let mut digester = Digester::new();
+    digester.command_sent("AT+CMGL=4");
+    let mut garbage = 0;
+    for _ in 0..super::MAX_REPLY_LINES + 5 {
+        digester.feed(b"+CMGL: 1,0,,23\r\n");
+        while let Some(event) = digester.next_event() {
+            assert!(matches!(event, Event::Garbage(_)));
+            garbage += 1;
+        }
+    }
+    assert_eq!(garbage, 5);
+    digester.feed(b"OK\r\n");
+    match digester.next_event() {
+        Some(Event::Response { lines, .. }) => assert_eq!(lines.len(), super::MAX_REPLY_LINES),
+        other => panic!("expected the reply, got {other:?}"),
+    }
+}
