@@ -177,9 +177,12 @@ async fn purge_expired(store: Store, clock: Arc<dyn Clock>, stop: CancellationTo
         }
         let store = store.clone();
         let now = clock.now();
-        match tokio::task::spawn_blocking(move || store.purge_expired(now)).await {
+        let purge = move || -> Result<usize, crate::store::StoreError> {
+            Ok(store.purge_expired(now)? + store.purge_idempotency(now)?)
+        };
+        match tokio::task::spawn_blocking(purge).await {
             Ok(Ok(0)) => {}
-            Ok(Ok(purged)) => tracing::debug!(purged, "expired codes purged"),
+            Ok(Ok(purged)) => tracing::debug!(purged, "expired codes and idempotency keys purged"),
             Ok(Err(e)) => tracing::warn!(error = %e, "purging expired codes failed"),
             Err(e) => tracing::warn!(error = %e, "the purge task panicked"),
         }

@@ -307,14 +307,23 @@ impl Config {
             ));
         }
         if otp.max_sends_per_number_per_day == 0 {
-            return Err(Problem::new("otp", "max_sends_per_number_per_day", "must be at least 1"));
+            return Err(Problem::new(
+                "otp",
+                "max_sends_per_number_per_day",
+                "must be at least 1",
+            ));
         }
         if otp.max_sends_per_account_per_minute == 0 {
-            return Err(Problem::new("otp", "max_sends_per_account_per_minute", "must be at least 1"));
+            return Err(Problem::new(
+                "otp",
+                "max_sends_per_account_per_minute",
+                "must be at least 1",
+            ));
         }
         for prefix in &otp.allowed_prefixes {
             let digits = prefix.strip_prefix('+').unwrap_or("");
-            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
                 return Err(Problem::new(
                     "otp",
                     "allowed_prefixes",
@@ -582,11 +591,20 @@ number = "+13216549878"
         assert_eq!(config.otp.max_sends_per_number_per_day, 10);
         assert_eq!(config.otp.max_sends_per_account_per_minute, 120);
         assert!(config.otp.allowed_prefixes.is_empty());
-        let too_many = GOOD.replace("max_attempts = 5", "max_attempts = 5\nmax_failures_per_number = 101");
+        let too_many = GOOD.replace(
+            "max_attempts = 5",
+            "max_attempts = 5\nmax_failures_per_number = 101",
+        );
         assert!(parse(&too_many).unwrap_err().to_string().contains("NIST"));
-        let bad_prefix = GOOD.replace("max_attempts = 5", "max_attempts = 5\nallowed_prefixes = [\"+1\", \"44\"]");
+        let bad_prefix = GOOD.replace(
+            "max_attempts = 5",
+            "max_attempts = 5\nallowed_prefixes = [\"+1\", \"44\"]",
+        );
         let message = parse(&bad_prefix).unwrap_err().to_string();
-        assert!(message.contains("otp.allowed_prefixes") && message.contains("line 12"), "{message}");
+        assert!(
+            message.contains("otp.allowed_prefixes") && message.contains("line 12"),
+            "{message}"
+        );
     }
 
     #[test]

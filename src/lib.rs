@@ -2,16 +2,15 @@
 //!
 //! See `README.md` for operation and `../shared/design.md` for the architecture.
 
-pub mod at;
-pub mod sms;
-pub mod sim;
-pub mod config;
-pub mod otp;
-pub mod store;
-pub mod modem;
-pub mod dispatch;
-pub mod service;
 pub mod api;
 pub mod app;
-pub mod simulate;
+pub mod at;
+pub mod config;
+pub mod dispatch;
+pub mod modem;
+pub mod otp;
+pub mod service;
+pub mod sim;
+pub mod sms;
+pub mod store;
 pub mod telemetry;

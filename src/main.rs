@@ -8,8 +8,7 @@ use clap::{Parser, Subcommand};
 
 use sms2fa::app::Application;
 use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
-use sms2fa::sim::{SimOptions, SmsLog};
-use sms2fa::simulate::PtyModem;
+use sms2fa::sim::{SimOptions, SimPort, SmsLog};
 
 #[derive(Parser)]
 #[command(
@@ -102,7 +101,11 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
         .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let state_dir = state_dir.canonicalize()?;
     let sms_file = state_dir.join("sms.jsonl");
-    let modem = PtyModem::start(SimOptions::default(), SmsLog::with_file(sms_file.clone()))?;
+    let modem = SimPort::plug(
+        state_dir.join("modem"),
+        SimOptions::default(),
+        SmsLog::with_file(sms_file.clone()),
+    )?;
     config.storage.path = state_dir.clone();
     config.http.listen = listen;
     config.accounts = vec![AccountConfig {
@@ -112,7 +115,7 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
     }];
     config.modems = vec![ModemConfig {
         name: "simulator".to_owned(),
-        device: modem.device.clone(),
+        device: modem.path().to_owned(),
         baud: 115_200,
         pin: None,
         number: None,

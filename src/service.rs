@@ -16,7 +16,8 @@ use crate::otp::{
 };
 use crate::sms::{self, PhoneNumber};
 use crate::store::{
-    CodeRecord, CodeScope, MessageRecord, NewCode, OutboundMessage, Store, StoreError,
+    Begin, CodeRecord, CodeScope, MessageRecord, NewCode, OutboundMessage, Store, StoreError,
+    StoredAnswer,
 };
 
 /// A validated send request.
@@ -26,6 +27,25 @@ pub struct SendRequest {
     pub from: PhoneNumber,
     pub to: PhoneNumber,
     pub body: Template,
+}
+
+impl SendRequest {
+    /// SHA-256 over the fields, length-prefixed: the same request gives the same value
+    /// whatever the JSON's key order or spacing.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for field in [
+            self.service.as_str(),
+            self.from.as_str(),
+            self.to.as_str(),
+            self.body.as_str(),
+        ] {
+            hasher.update((field.len() as u64).to_be_bytes());
+            hasher.update(field.as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
 }
 
 /// A validated verify request. The candidate code is kept as given; anything that is
@@ -149,7 +169,11 @@ impl TwoFactor {
     }
 
     /// Judge one attempt; the outcome is durable when this returns.
-    pub async fn verify(&self, account: &str, request: &VerifyRequest) -> Result<AttemptVerdict, StoreError> {
+    pub async fn verify(
+        &self,
+        account: &str,
+        request: &VerifyRequest,
+    ) -> Result<AttemptVerdict, StoreError> {
         let scope = scope(account, &request.service, &request.number);
         // Hash the candidate whatever is stored, so an unknown number, an expired code
         // and a used one cost the same work.
@@ -165,8 +189,15 @@ impl TwoFactor {
     }
 
     /// Invalidate the live code of (account, service, number). Returns whether one was live.
-    pub async fn cancel(&self, account: &str, service: &ServiceName, number: &PhoneNumber) -> Result<bool, StoreError> {
-        let cancelled = self.store.cancel_code(&scope(account, service, number), self.clock.now())?;
+    pub async fn cancel(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        number: &PhoneNumber,
+    ) -> Result<bool, StoreError> {
+        let cancelled = self
+            .store
+            .cancel_code(&scope(account, service, number), self.clock.now())?;
         self.store.durable().await?;
         tracing::info!(number = %number, service = service.as_str(), cancelled, "code cancelled");
         Ok(cancelled)
@@ -174,12 +205,41 @@ impl TwoFactor {
 
     /// Lift the lock of (account, service, number) and clear its failure count.
     /// Returns whether it was locked.
-    pub async fn unlock(&self, account: &str, service: &ServiceName, number: &PhoneNumber) -> Result<bool, StoreError> {
+    pub async fn unlock(
+        &self,
+        account: &str,
+        service: &ServiceName,
+        number: &PhoneNumber,
+    ) -> Result<bool, StoreError> {
         let lock = LockPolicy::from_config(&self.policy.otp);
-        let was_locked = self.store.unlock(&scope(account, service, number), self.clock.now(), &lock)?;
+        let was_locked =
+            self.store
+                .unlock(&scope(account, service, number), self.clock.now(), &lock)?;
         self.store.durable().await?;
         tracing::info!(number = %number, service = service.as_str(), was_locked, "number unlocked");
         Ok(was_locked)
+    }
+
+    /// Start a send under an `Idempotency-Key`; see [`Begin`].
+    pub fn begin_idempotent(
+        &self,
+        account: &str,
+        key: &str,
+        request: &SendRequest,
+    ) -> Result<Begin, StoreError> {
+        self.store
+            .begin_idempotent(account, key, &request.fingerprint(), self.clock.now())
+    }
+
+    /// Record the first answer to a keyed send (`None` frees the key: nothing was sent).
+    pub async fn finish_idempotent(
+        &self,
+        account: &str,
+        key: &str,
+        answer: Option<StoredAnswer>,
+    ) -> Result<(), StoreError> {
+        self.store.finish_idempotent(account, key, answer)?;
+        self.store.durable().await
     }
 
     /// The status history of a message, if it belongs to `account`.

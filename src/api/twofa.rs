@@ -3,7 +3,8 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Map, Value};
 
@@ -12,6 +13,7 @@ use super::{ApiError, AppState};
 use crate::otp::{AttemptVerdict, SendRefusal, ServiceName, Template, TemplateError};
 use crate::service::{IssueError, SendRequest, VerifyRequest};
 use crate::sms::PhoneNumber;
+use crate::store::{Begin, StoredAnswer};
 
 const MAX_CODE_CHARS: usize = 32;
 
@@ -19,10 +21,84 @@ pub async fn send(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let account = state.accounts.authenticate(&headers)?;
     let request = parse_send(&json_object(&headers, body)?)?;
-    match state.twofa.send(&account, &request).await {
+    let Some(key) = idempotency_key(&headers)? else {
+        return issue(&state, &account, &request)
+            .await
+            .map(IntoResponse::into_response);
+    };
+    let begin = state
+        .twofa
+        .begin_idempotent(&account, &key, &request)
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not read an idempotency key");
+            ApiError::internal()
+        })?;
+    match begin {
+        Begin::Proceed => {}
+        Begin::Replay(answer) => return Ok(replay(answer)),
+        Begin::InFlight => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_flight",
+                "a request with this Idempotency-Key is still being answered; retry shortly",
+            ))
+        }
+        Begin::Mismatch => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body",
+            ))
+        }
+    }
+    let outcome = issue(&state, &account, &request).await;
+    // Only a success is replayed: a refusal sent nothing, so a retry may try again.
+    let answer = outcome.as_ref().ok().map(|Json(body)| StoredAnswer {
+        status: 200,
+        body: body.to_string(),
+    });
+    if let Err(e) = state.twofa.finish_idempotent(&account, &key, answer).await {
+        tracing::error!(error = %e, "could not record an idempotent answer");
+    }
+    outcome.map(IntoResponse::into_response)
+}
+
+/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+fn replay(answer: StoredAnswer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+    let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+async fn issue(
+    state: &AppState,
+    account: &str,
+    request: &SendRequest,
+) -> Result<Json<Value>, ApiError> {
+    match state.twofa.send(account, request).await {
         Ok(issued) => Ok(Json(json!({
             "code": 200,
             "message": "OK",
@@ -42,12 +118,14 @@ pub async fn send(
         )
         .with("parts_needed", parts_needed)
         .with("max_parts", max_parts)),
-        Err(IssueError::DestinationNotAllowed) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "destination_not_allowed",
-            "this server does not send codes to that destination (otp.allowed_prefixes)",
-        )
-        .with("field", "to")),
+        Err(IssueError::DestinationNotAllowed) => Err(ApiError {
+            field: Some("to"),
+            ..ApiError::new(
+                StatusCode::FORBIDDEN,
+                "destination_not_allowed",
+                "this server does not send codes to that destination (otp.allowed_prefixes)",
+            )
+        }),
         Err(IssueError::Limited(refusal)) => Err(send_refusal(refusal)),
         Err(IssueError::Store(e)) => {
             tracing::error!(error = %e, "could not store a code");
@@ -138,14 +216,20 @@ pub async fn cancel(
     let object = json_object(&headers, body)?;
     let service = service_field(&object)?;
     let number = phone_field(&object, "number")?;
-    let cancelled = state.twofa.cancel(&account, &service, &number).await.map_err(|e| {
-        tracing::error!(error = %e, "could not cancel a code");
-        ApiError::internal()
-    })?;
+    let cancelled = state
+        .twofa
+        .cancel(&account, &service, &number)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not cancel a code");
+            ApiError::internal()
+        })?;
     if !cancelled {
         return Err(not_found_code());
     }
-    Ok(Json(json!({"code": 200, "message": "OK", "status": "canceled"})))
+    Ok(Json(
+        json!({"code": 200, "message": "OK", "status": "canceled"}),
+    ))
 }
 
 /// `POST /2fa/unlock` `{service, number}`: lift a `number_locked` lock (the operator's
@@ -159,11 +243,17 @@ pub async fn unlock(
     let object = json_object(&headers, body)?;
     let service = service_field(&object)?;
     let number = phone_field(&object, "number")?;
-    let was_locked = state.twofa.unlock(&account, &service, &number).await.map_err(|e| {
-        tracing::error!(error = %e, "could not unlock a number");
-        ApiError::internal()
-    })?;
-    Ok(Json(json!({"code": 200, "message": "OK", "status": "unlocked", "was_locked": was_locked})))
+    let was_locked = state
+        .twofa
+        .unlock(&account, &service, &number)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not unlock a number");
+            ApiError::internal()
+        })?;
+    Ok(Json(
+        json!({"code": 200, "message": "OK", "status": "unlocked", "was_locked": was_locked}),
+    ))
 }
 
 fn not_found_code() -> ApiError {

@@ -48,7 +48,12 @@ impl SendLimits {
     }
 
     /// Judge a send at `now` and, if allowed, record it in both histories.
-    pub fn admit(&self, now: DateTime<Utc>, number: &mut SendHistory, account: &mut SendHistory) -> Result<(), SendRefusal> {
+    pub fn admit(
+        &self,
+        now: DateTime<Utc>,
+        number: &mut SendHistory,
+        account: &mut SendHistory,
+    ) -> Result<(), SendRefusal> {
         number.forget_before(now - Duration::days(1));
         account.forget_before(now - Duration::minutes(1));
         if let Some(&last) = number.sends.last() {
@@ -59,10 +64,20 @@ impl SendLimits {
                 });
             }
         }
-        if let Some(retry_after) = window_full(now, &number.sends, self.per_number_per_day, Duration::days(1)) {
+        if let Some(retry_after) = window_full(
+            now,
+            &number.sends,
+            self.per_number_per_day,
+            Duration::days(1),
+        ) {
             return Err(SendRefusal::NumberDailyCap { retry_after });
         }
-        if let Some(retry_after) = window_full(now, &account.sends, self.per_account_per_minute, Duration::minutes(1)) {
+        if let Some(retry_after) = window_full(
+            now,
+            &account.sends,
+            self.per_account_per_minute,
+            Duration::minutes(1),
+        ) {
             return Err(SendRefusal::AccountRate { retry_after });
         }
         number.sends.push(now);
@@ -72,7 +87,12 @@ impl SendLimits {
 }
 
 /// When a sliding window of `limit` sends frees a slot, if it is full now.
-fn window_full(now: DateTime<Utc>, sends: &[DateTime<Utc>], limit: u32, window: Duration) -> Option<Duration> {
+fn window_full(
+    now: DateTime<Utc>,
+    sends: &[DateTime<Utc>],
+    limit: u32,
+    window: Duration,
+) -> Option<Duration> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     if sends.len() < limit {
         return None;
@@ -144,7 +164,10 @@ impl LockPolicy {
 
 /// Whether `number` (E.164) may receive codes under the allow-list.
 pub fn destination_allowed(allowed_prefixes: &[String], number: &str) -> bool {
-    allowed_prefixes.is_empty() || allowed_prefixes.iter().any(|prefix| number.starts_with(prefix.as_str()))
+    allowed_prefixes.is_empty()
+        || allowed_prefixes
+            .iter()
+            .any(|prefix| number.starts_with(prefix.as_str()))
 }
 
 fn seconds(secs: u64) -> Duration {
@@ -171,8 +194,15 @@ mod tests {
         let refusal = limits()
             .admit(start + Duration::seconds(10), &mut number, &mut account)
             .unwrap_err();
-        assert_eq!(refusal, SendRefusal::Cooldown { retry_after: Duration::seconds(20) });
-        limits().admit(start + Duration::seconds(30), &mut number, &mut account).unwrap();
+        assert_eq!(
+            refusal,
+            SendRefusal::Cooldown {
+                retry_after: Duration::seconds(20)
+            }
+        );
+        limits()
+            .admit(start + Duration::seconds(30), &mut number, &mut account)
+            .unwrap();
     }
 
     #[test]
@@ -182,15 +212,28 @@ mod tests {
         for hour in 0..3 {
             let mut fresh_account = SendHistory::default();
             limits()
-                .admit(start + Duration::hours(hour), &mut number, &mut fresh_account)
+                .admit(
+                    start + Duration::hours(hour),
+                    &mut number,
+                    &mut fresh_account,
+                )
                 .unwrap();
         }
         let refusal = limits()
             .admit(start + Duration::hours(5), &mut number, &mut account)
             .unwrap_err();
-        assert_eq!(refusal, SendRefusal::NumberDailyCap { retry_after: Duration::hours(19) });
+        assert_eq!(
+            refusal,
+            SendRefusal::NumberDailyCap {
+                retry_after: Duration::hours(19)
+            }
+        );
         limits()
-            .admit(start + Duration::hours(24) + Duration::seconds(1), &mut number, &mut account)
+            .admit(
+                start + Duration::hours(24) + Duration::seconds(1),
+                &mut number,
+                &mut account,
+            )
             .unwrap();
     }
 
@@ -200,13 +243,20 @@ mod tests {
         let mut account = SendHistory::default();
         for i in 0..5 {
             let mut number = SendHistory::default();
-            limits().admit(start + Duration::seconds(i), &mut number, &mut account).unwrap();
+            limits()
+                .admit(start + Duration::seconds(i), &mut number, &mut account)
+                .unwrap();
         }
         let mut number = SendHistory::default();
         let refusal = limits()
             .admit(start + Duration::seconds(10), &mut number, &mut account)
             .unwrap_err();
-        assert_eq!(refusal, SendRefusal::AccountRate { retry_after: Duration::seconds(50) });
+        assert_eq!(
+            refusal,
+            SendRefusal::AccountRate {
+                retry_after: Duration::seconds(50)
+            }
+        );
         assert!(number.is_empty(), "a refused send is not recorded");
     }
 
@@ -225,7 +275,11 @@ mod tests {
         policy.record_failure(now, &mut count);
         assert_eq!(policy.locked(now, &mut count), Some(Duration::minutes(60)));
         assert_eq!(policy.locked(now + Duration::minutes(60), &mut count), None);
-        assert_eq!(count, FailureCount::default(), "an expired lock starts afresh");
+        assert_eq!(
+            count,
+            FailureCount::default(),
+            "an expired lock starts afresh"
+        );
     }
 
     #[test]

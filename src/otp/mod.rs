@@ -12,7 +12,9 @@ mod template;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use code::OtpCode;
 pub use hasher::{CodeHasher, KeyError, SecretKey};
-pub use limits::{destination_allowed, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal};
+pub use limits::{
+    destination_allowed, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal,
+};
 pub use rules::{judge_attempt, AttemptVerdict, CodeState};
 pub use sealer::{SealError, TextSealer};
 pub use template::{ServiceName, ServiceNameError, Template, TemplateError, CODE_PLACEHOLDER};

@@ -122,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.fire_timers(Instant::now(), &mut out);
                 self.process_input(&mut out);
                 let now = Instant::now();
-                if !self.pending.as_ref().is_some_and(|p| p.due <= now) {
+                if self.pending.as_ref().is_none_or(|p| p.due > now) {
                     break;
                 }
             }

@@ -70,7 +70,10 @@ impl SubmitPdu {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
     #[error("the text needs {parts_needed} SMS parts, more than the {max_parts} allowed")]
-    TooLong { parts_needed: usize, max_parts: usize },
+    TooLong {
+        parts_needed: usize,
+        max_parts: usize,
+    },
     #[error("the text is empty")]
     Empty,
 }

@@ -53,7 +53,12 @@ impl PhoneNumber {
         // parse() guarantees at least 7 digits, so these slices are in range.
         let head = 4.min(digits.len() - 6);
         let tail = digits.len() - 3;
-        format!("+{}{}{}", &digits[..head], "*".repeat(tail - head), &digits[tail..])
+        format!(
+            "+{}{}{}",
+            &digits[..head],
+            "*".repeat(tail - head),
+            &digits[tail..]
+        )
     }
 }
 
@@ -82,11 +87,26 @@ mod tests {
 
     #[test]
     fn rejects_non_e164() {
-        assert_eq!(PhoneNumber::parse("13216549878"), Err(PhoneNumberError::MissingPlus));
-        assert_eq!(PhoneNumber::parse("+1321 654"), Err(PhoneNumberError::NotDigits));
-        assert_eq!(PhoneNumber::parse("+123456"), Err(PhoneNumberError::BadLength));
-        assert_eq!(PhoneNumber::parse("+1234567890123456"), Err(PhoneNumberError::BadLength));
-        assert_eq!(PhoneNumber::parse("+0123456789"), Err(PhoneNumberError::LeadingZero));
+        assert_eq!(
+            PhoneNumber::parse("13216549878"),
+            Err(PhoneNumberError::MissingPlus)
+        );
+        assert_eq!(
+            PhoneNumber::parse("+1321 654"),
+            Err(PhoneNumberError::NotDigits)
+        );
+        assert_eq!(
+            PhoneNumber::parse("+123456"),
+            Err(PhoneNumberError::BadLength)
+        );
+        assert_eq!(
+            PhoneNumber::parse("+1234567890123456"),
+            Err(PhoneNumberError::BadLength)
+        );
+        assert_eq!(
+            PhoneNumber::parse("+0123456789"),
+            Err(PhoneNumberError::LeadingZero)
+        );
         assert!(PhoneNumber::parse("+1234567").is_ok());
         assert!(PhoneNumber::parse("+123456789012345").is_ok());
     }

@@ -106,38 +106,39 @@ impl Store {
     ) -> Result<AttemptVerdict, StoreError> {
         let scope_key = scope.to_key();
         let failures = failures_key(&scope_key);
-        let verdict = (&self.codes, &self.expiry, &self.limits).transaction(|(codes, expiry, limits)| {
-            let mut count: FailureCount = read_or_default(limits, &failures)?;
-            if let Some(retry_after) = lock.locked(now, &mut count) {
-                return Ok(AttemptVerdict::NumberLocked { retry_after });
-            }
-            let record: Option<CodeRecord> = match codes.get(&scope_key)? {
-                Some(bytes) => Some(decode_tx(&bytes, "codes")?),
-                None => None,
-            };
-            let state = record.as_ref().map(|r| CodeState {
-                expires_at: r.expires_at,
-                attempts: r.attempts,
-                max_attempts: r.max_attempts,
-            });
-            let hash = record.as_ref().map(|r| r.hash).unwrap_or([0; 32]);
-            let verdict = judge(state, &hash);
-            match (verdict, record) {
-                (AttemptVerdict::Approved, Some(record)) => {
-                    codes.remove(scope_key.as_slice())?;
-                    expiry.remove(expiry_key(record.expires_at, &scope_key))?;
-                    limits.remove(failures.as_slice())?;
+        let verdict =
+            (&self.codes, &self.expiry, &self.limits).transaction(|(codes, expiry, limits)| {
+                let mut count: FailureCount = read_or_default(limits, &failures)?;
+                if let Some(retry_after) = lock.locked(now, &mut count) {
+                    return Ok(AttemptVerdict::NumberLocked { retry_after });
                 }
-                (AttemptVerdict::Wrong { .. }, Some(mut record)) => {
-                    record.attempts += 1;
-                    codes.insert(scope_key.as_slice(), encode(&record))?;
-                    lock.record_failure(now, &mut count);
-                    limits.insert(failures.as_slice(), encode(&count))?;
+                let record: Option<CodeRecord> = match codes.get(&scope_key)? {
+                    Some(bytes) => Some(decode_tx(&bytes, "codes")?),
+                    None => None,
+                };
+                let state = record.as_ref().map(|r| CodeState {
+                    expires_at: r.expires_at,
+                    attempts: r.attempts,
+                    max_attempts: r.max_attempts,
+                });
+                let hash = record.as_ref().map(|r| r.hash).unwrap_or([0; 32]);
+                let verdict = judge(state, &hash);
+                match (verdict, record) {
+                    (AttemptVerdict::Approved, Some(record)) => {
+                        codes.remove(scope_key.as_slice())?;
+                        expiry.remove(expiry_key(record.expires_at, &scope_key))?;
+                        limits.remove(failures.as_slice())?;
+                    }
+                    (AttemptVerdict::Wrong { .. }, Some(mut record)) => {
+                        record.attempts += 1;
+                        codes.insert(scope_key.as_slice(), encode(&record))?;
+                        lock.record_failure(now, &mut count);
+                        limits.insert(failures.as_slice(), encode(&count))?;
+                    }
+                    _ => {}
                 }
-                _ => {}
-            }
-            Ok(verdict)
-        })?;
+                Ok(verdict)
+            })?;
         Ok(verdict)
     }
 
@@ -156,7 +157,12 @@ impl Store {
     }
 
     /// Clear the failure count (and lock) of `scope`. Returns whether it was locked.
-    pub fn unlock(&self, scope: &CodeScope, now: DateTime<Utc>, lock: &LockPolicy) -> Result<bool, StoreError> {
+    pub fn unlock(
+        &self,
+        scope: &CodeScope,
+        now: DateTime<Utc>,
+        lock: &LockPolicy,
+    ) -> Result<bool, StoreError> {
         let failures = failures_key(&scope.to_key());
         let Some(bytes) = self.limits.remove(failures)? else {
             return Ok(false);
@@ -201,7 +207,10 @@ impl Store {
     }
 }
 
-fn read_or_default<T: serde::de::DeserializeOwned + Default>(tree: &TransactionalTree, key: &[u8]) -> TxResult<T> {
+fn read_or_default<T: serde::de::DeserializeOwned + Default>(
+    tree: &TransactionalTree,
+    key: &[u8],
+) -> TxResult<T> {
     match tree.get(key)? {
         Some(bytes) => decode_tx(&bytes, "limits"),
         None => Ok(T::default()),

@@ -9,15 +9,19 @@
 //! - `messages`: message id → [`MessageRecord`] (status history, no text)
 //! - `limits`: send histories per number and per account, failure counts per scope
 //!   (so limits hold across restarts)
+//! - `idempotency` (+ `idempotency_index` by time): the first answer per
+//!   `Idempotency-Key`, for 24 hours
 
 mod codes;
 mod flusher;
+mod idempotency;
 mod outbox;
 mod records;
 
 use std::path::Path;
 
 pub use codes::NewCode;
+pub use idempotency::{Begin, StoredAnswer, IDEMPOTENCY_WINDOW};
 pub use outbox::Claim;
 pub use records::{
     CodeRecord, CodeScope, MessageRecord, MessageStatus, OutboundMessage, Transition,
@@ -72,6 +76,8 @@ pub struct Store {
     inflight: sled::Tree,
     messages: sled::Tree,
     limits: sled::Tree,
+    idempotency: sled::Tree,
+    idempotency_index: sled::Tree,
     flusher: Flusher,
     sealer: TextSealer,
 }
@@ -97,6 +103,8 @@ impl Store {
             inflight: tree("inflight")?,
             messages: tree("messages")?,
             limits: tree("limits")?,
+            idempotency: tree("idempotency")?,
+            idempotency_index: tree("idempotency_index")?,
             flusher: Flusher::spawn(db.clone()),
             db,
             sealer,

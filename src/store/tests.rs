@@ -82,14 +82,24 @@ async fn issue_queues_the_message_and_replaces_the_old_code() {
     assert_eq!(store.expiry.len(), 1, "the old code's expiry entry is gone");
     assert_eq!(store.queue_depth(), 2);
     let verdict = store
-        .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(1))
+        .attempt(
+            &scope("+15551111111"),
+            Utc::now(),
+            &lock(),
+            judge_by_hash(1),
+        )
         .unwrap();
     assert!(
         matches!(verdict, AttemptVerdict::Wrong { .. }),
         "old code no longer verifies"
     );
     let verdict = store
-        .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(2))
+        .attempt(
+            &scope("+15551111111"),
+            Utc::now(),
+            &lock(),
+            judge_by_hash(2),
+        )
         .unwrap();
     assert_eq!(verdict, AttemptVerdict::Approved);
     assert_eq!(store.code_count(), 0, "approval consumes the code");
@@ -101,12 +111,22 @@ async fn wrong_attempts_are_counted_durably() {
     issue(&store, &new_code("SM1", "+15551111111", 1));
     for remaining in [2, 1, 0] {
         let verdict = store
-            .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(9))
+            .attempt(
+                &scope("+15551111111"),
+                Utc::now(),
+                &lock(),
+                judge_by_hash(9),
+            )
             .unwrap();
         assert_eq!(verdict, AttemptVerdict::Wrong { remaining });
     }
     let verdict = store
-        .attempt(&scope("+15551111111"), Utc::now(), &lock(), judge_by_hash(1))
+        .attempt(
+            &scope("+15551111111"),
+            Utc::now(),
+            &lock(),
+            judge_by_hash(1),
+        )
         .unwrap();
     assert_eq!(verdict, AttemptVerdict::Exhausted);
 }

@@ -1,12 +1,13 @@
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, Response};
 use serde_json::{json, Value};
 use sms2fa::app::Application;
 use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
-use sms2fa::sim::{ReceivedSms, SimOptions, SmsLog};
-use sms2fa::simulate::PtyModem;
+use sms2fa::otp::ManualClock;
+use sms2fa::sim::{ReceivedSms, SimOptions, SimPort, SmsLog};
 use tokio::sync::oneshot;
 
 pub const SID: &str = "ACtest1";
@@ -20,20 +21,37 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub sms: SmsLog,
-    _modem: PtyModem,
-    _state: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
+    pub clock: Arc<ManualClock>,
+    pub state: Arc<tempfile::TempDir>,
+    pub modem: SimPort,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The daemon on port 0, its modem a simulated one on a real pseudo-terminal.
+/// The daemon on port 0, its modem a simulated one on a real pseudo-terminal, its clock
+/// moved by hand.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let state = tempfile::tempdir().expect("temp dir");
-    let sms = SmsLog::in_memory();
-    let modem = PtyModem::start(SimOptions::default(), sms.clone()).expect("pty modem");
+    let state = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    start(state, clock, SmsLog::in_memory(), adjust).await
+}
+
+async fn start(
+    state: Arc<tempfile::TempDir>,
+    clock: Arc<ManualClock>,
+    sms: SmsLog,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let modem = SimPort::plug(
+        state.path().join("modem"),
+        SimOptions::default(),
+        sms.clone(),
+    )
+    .expect("pty modem");
     let mut config =
         Config::parse("", Path::new("test"), Requirements::Nothing).expect("empty config");
     config.http.listen = "127.0.0.1:0".parse().expect("address");
@@ -41,25 +59,58 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     config.accounts = vec![account(SID, TOKEN), account(OTHER_SID, OTHER_TOKEN)];
     config.modems = vec![ModemConfig {
         name: "sim0".into(),
-        device: modem.device.clone(),
+        device: modem.path().to_owned(),
         baud: 115_200,
         pin: None,
         number: None,
     }];
     adjust(&mut config);
-    let app = Application::build(&config).await.expect("app builds");
+    // A previous instance on the same state folder may still be letting go of it.
+    let mut tries = 0;
+    let app = loop {
+        match Application::build_with_clock(&config, clock.clone()).await {
+            Ok(app) => break app,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("app does not build: {e}"),
+        }
+    };
     let base = format!("http://{}", app.local_addr());
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let running = tokio::spawn(async move {
+        let _ = app
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
     TestApp {
         base,
         client: Client::new(),
         sms,
-        _modem: modem,
-        _state: state,
-        _stop: stop,
+        clock,
+        state,
+        modem,
+        stop: Some(stop),
+        running: Some(running),
+    }
+}
+
+impl TestApp {
+    /// Stop this instance and start another on the same state folder, clock and SMS log.
+    pub async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.expect("app task");
+        }
+        let (state, clock, sms) = (self.state.clone(), self.clock.clone(), self.sms.clone());
+        drop(self);
+        start(state, clock, sms, adjust).await
     }
 }
 

@@ -2,4 +2,6 @@
 
 mod bad_input;
 mod helpers;
+mod policy;
+mod redaction;
 mod send_verify;

@@ -83,7 +83,7 @@ async fn code_is_scoped_to_account_and_service() {
 
 #[tokio::test]
 async fn a_new_code_replaces_the_old_one() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|c| c.otp.resend_cooldown_secs = 0).await;
     app.send_code("Login", TO).await;
     let first = code_in(&app.nth_sms(1).await);
     app.send_code("Login", TO).await;
