@@ -19,7 +19,6 @@ use crate::dispatch::Dispatcher;
 use crate::modem::{spawn_modem, ModemHandle, ModemSettings};
 use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock, TextSealer};
 use crate::service::{Policy, TwoFactor};
-use crate::sms::PhoneNumber;
 use crate::store::{Store, StoreError};
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
@@ -77,29 +76,29 @@ impl Application {
         let stop = CancellationToken::new();
         let wake = Arc::new(Notify::new());
 
+        let (reports_tx, reports_rx) = tokio::sync::mpsc::unbounded_channel();
         let modems: Vec<ModemHandle> = config
             .modems
             .iter()
             .map(|modem| {
-                let settings = ModemSettings {
-                    name: modem.name.clone(),
-                    device: modem.device.clone(),
-                    baud: modem.baud,
-                    pin: modem.pin.clone(),
-                    // Validated when the config was loaded.
-                    number: modem
-                        .number
-                        .as_deref()
-                        .and_then(|n| PhoneNumber::parse(n).ok()),
-                    max_parts: config.sms.max_parts,
-                };
-                spawn_modem(settings, wake.clone(), stop.child_token())
+                let settings = ModemSettings::from_config(modem, config.sms.max_parts);
+                spawn_modem(
+                    settings,
+                    wake.clone(),
+                    reports_tx.clone(),
+                    stop.child_token(),
+                )
             })
             .collect();
 
         let mut background = Vec::new();
-        let dispatcher =
-            Dispatcher::new(store.clone(), modems.clone(), wake.clone(), clock.clone());
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            modems.clone(),
+            wake.clone(),
+            clock.clone(),
+            reports_rx,
+        );
         let dispatcher_stop = stop.child_token();
         background.push(tokio::spawn(async move {
             if let Err(e) = dispatcher.run(dispatcher_stop).await {

@@ -212,6 +212,34 @@ pub struct ModemConfig {
     pub baud: u32,
     pub pin: Option<String>,
     pub number: Option<String>,
+    /// Service centre number; by default the SIM's own.
+    pub smsc: Option<String>,
+    /// Ask for delivery reports (TP-SRR) and record delivered / failed.
+    #[serde(default)]
+    pub delivery_reports: bool,
+    /// Seconds between signal and registration checks while idle.
+    #[serde(default = "default_health_interval_secs")]
+    pub health_interval_secs: u64,
+}
+
+fn default_health_interval_secs() -> u64 {
+    30
+}
+
+impl ModemConfig {
+    /// A modem at `device` with every optional setting at its default.
+    pub fn new(name: &str, device: PathBuf) -> Self {
+        Self {
+            name: name.to_owned(),
+            device,
+            baud: default_baud(),
+            pin: None,
+            number: None,
+            smsc: None,
+            delivery_reports: false,
+            health_interval_secs: default_health_interval_secs(),
+        }
+    }
 }
 
 impl std::fmt::Debug for ModemConfig {
@@ -399,10 +427,13 @@ impl Config {
                     return Err(at("pin", "must be 4 to 8 digits"));
                 }
             }
-            if let Some(number) = &modem.number {
-                if let Err(e) = PhoneNumber::parse(number) {
-                    return Err(at("number", &e.to_string()));
+            for (key, value) in [("number", &modem.number), ("smsc", &modem.smsc)] {
+                if let Some(Err(e)) = value.as_deref().map(PhoneNumber::parse) {
+                    return Err(at(key, &e.to_string()));
                 }
+            }
+            if modem.health_interval_secs == 0 {
+                return Err(at("health_interval_secs", "must be at least 1"));
             }
         }
 

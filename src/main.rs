@@ -113,13 +113,7 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
         token: Some(DEMO_TOKEN.to_owned()),
         token_sha256: None,
     }];
-    config.modems = vec![ModemConfig {
-        name: "simulator".to_owned(),
-        device: modem.path().to_owned(),
-        baud: 115_200,
-        pin: None,
-        number: None,
-    }];
+    config.modems = vec![ModemConfig::new("simulator", modem.path().to_owned())];
     let app = Application::build(&config).await?;
     let addr = app.local_addr();
     println!("sms2fa is running with a simulated modem (Ctrl-C to stop)");

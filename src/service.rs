@@ -148,6 +148,7 @@ impl TwoFactor {
                 text,
                 expires_at,
                 attempts: 0,
+                last_modem: None,
             },
             service: request.service.as_str().to_owned(),
             to_masked: request.to.masked(),

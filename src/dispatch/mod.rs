@@ -6,13 +6,13 @@ mod retry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::modem::{ModemHandle, ModemState, SendError, SendJob};
+use crate::modem::{DeliveryReport, ModemHandle, ModemState, SendError, SendJob};
 use crate::otp::Clock;
 use crate::sms::PhoneNumber;
-use crate::store::{Claim, OutboundMessage, Store, StoreError};
+use crate::store::{Claim, OutboundMessage, ReportOutcome, Store, StoreError};
 
 pub use retry::{Outcome, RetryPolicy};
 
@@ -26,6 +26,7 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
+    reports: Mutex<mpsc::UnboundedReceiver<DeliveryReport>>,
 }
 
 struct Finished {
@@ -40,6 +41,7 @@ impl Dispatcher {
         modems: Vec<ModemHandle>,
         wake: Arc<Notify>,
         clock: Arc<dyn Clock>,
+        reports: mpsc::UnboundedReceiver<DeliveryReport>,
     ) -> Self {
         Self {
             store,
@@ -47,6 +49,7 @@ impl Dispatcher {
             wake,
             clock,
             policy: RetryPolicy::default(),
+            reports: Mutex::new(reports),
         }
     }
 
@@ -60,6 +63,7 @@ impl Dispatcher {
         }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let mut busy = vec![false; self.modems.len()];
+        let mut reports = self.reports.lock().await;
         loop {
             self.hand_out(&mut busy, &done_tx).await?;
             let next_due = self.store.next_due()?;
@@ -75,6 +79,7 @@ impl Dispatcher {
                     busy[finished.modem_index] = false;
                     self.record(finished).await?;
                 }
+                Some(report) = reports.recv() => self.record_report(report).await?,
             }
         }
         // Sends in flight finish on their own (the modem task bounds them); their
@@ -115,22 +120,26 @@ impl Dispatcher {
     }
 
     /// The modem that owns the `from` number, while that modem is up (waiting for it
-    /// if it is busy); otherwise the idle modem that has sent the least.
+    /// if it is busy) and did not just fail this message; otherwise the idle modem that
+    /// has sent the least, another than the one that failed last.
     fn route(&self, message: &OutboundMessage, idle: &[usize]) -> Option<usize> {
         let owner = self.modems.iter().position(|m| {
             m.number
                 .as_ref()
                 .is_some_and(|n| n.as_str() == message.from)
         });
-        if let Some(owner) = owner {
+        let failed_on =
+            |i: usize| message.last_modem.as_deref() == Some(self.modems[i].name.as_str());
+        if let Some(owner) = owner.filter(|&owner| !failed_on(owner)) {
             let state = self.modems[owner].status.borrow().state;
             if matches!(state, ModemState::Ready | ModemState::Sending) {
                 return idle.contains(&owner).then_some(owner);
             }
         }
+        // A retry goes to another modem when one is free; otherwise the least used.
         idle.iter()
             .copied()
-            .min_by_key(|&i| self.modems[i].status.borrow().sent)
+            .min_by_key(|&i| (failed_on(i), self.modems[i].status.borrow().sent))
     }
 
     fn start_send(
@@ -171,6 +180,27 @@ impl Dispatcher {
         });
     }
 
+    async fn record_report(&self, delivery: DeliveryReport) -> Result<(), StoreError> {
+        let outcome =
+            self.store
+                .record_report(&delivery.modem, &delivery.report, self.clock.now())?;
+        match &outcome {
+            ReportOutcome::Unmatched => tracing::debug!(
+                modem = %delivery.modem,
+                mr = delivery.report.message_reference,
+                "delivery report for no known message"
+            ),
+            ReportOutcome::Delivered { message_id } => {
+                tracing::info!(modem = %delivery.modem, %message_id, "SMS delivered")
+            }
+            ReportOutcome::Failed { message_id } => {
+                tracing::warn!(modem = %delivery.modem, %message_id, "SMS not delivered")
+            }
+            ReportOutcome::PartDelivered { .. } | ReportOutcome::Pending { .. } => {}
+        }
+        self.store.durable().await
+    }
+
     async fn record(&self, finished: Finished) -> Result<(), StoreError> {
         let Finished {
             modem_index,
@@ -182,7 +212,7 @@ impl Dispatcher {
         match self.policy.judge(&message, &result, now) {
             Outcome::Sent(references) => {
                 tracing::info!(message_id = %message.id, modem, parts = references.len(), "SMS sent");
-                self.store.mark_sent(&message.id, modem, references, now)?;
+                self.store.mark_sent(&message, modem, references, now)?;
             }
             Outcome::Retry { at, reason } => {
                 tracing::warn!(message_id = %message.id, modem, %reason, retry_at = %at, "SMS send failed; will retry");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::at::{classify_cms, CmsClass};
 use crate::modem::SendError;
 use crate::store::OutboundMessage;
 
@@ -30,16 +31,6 @@ impl Default for RetryPolicy {
             max_attempts: 8,
         }
     }
-}
-
-/// `+CMS ERROR` codes after which sending the same SMS again cannot succeed
-/// (3GPP TS 24.011 / TS 27.005): unassigned number, barred, rejected, facility
-/// problems, invalid parameters, unknown SMSC.
-fn is_permanent_cms(code: u16) -> bool {
-    matches!(
-        code,
-        1 | 8 | 10 | 21 | 29 | 30 | 50 | 69 | 96 | 304 | 305 | 330
-    )
 }
 
 impl RetryPolicy {
@@ -95,6 +86,7 @@ mod tests {
             text: String::new(),
             expires_at: Utc::now() + chrono::Duration::seconds(expires_in_secs),
             attempts,
+            last_modem: None,
         }
     }
 

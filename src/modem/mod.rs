@@ -1,13 +1,16 @@
 //! The IO shell around the AT engine: one task per configured modem, owning its port.
 
+mod health;
 mod init;
 mod port;
 mod session;
 mod task;
 
-pub use init::{initialize, InitError};
+pub use health::Health;
+pub use init::{initialize, InitError, ModemIdentity, PinGuard};
 pub use port::open_port;
 pub use session::{AtSession, CommandError, LinkStats};
 pub use task::{
-    spawn_modem, ModemHandle, ModemSettings, ModemState, ModemStatus, SendError, SendJob,
+    spawn_modem, DeliveryReport, ModemHandle, ModemSettings, ModemState, ModemStatus, SendError,
+    SendJob,
 };

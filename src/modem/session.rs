@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::at::{Digester, ErrorCode, Event, FinalResult, Urc};
+use crate::at::{parse_cmgs, Digester, ErrorCode, Event, FinalResult, Urc};
 
 const CTRL_Z: u8 = 0x1a;
 const ESC: u8 = 0x1b;
@@ -114,11 +114,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
     }
 
     /// Send one SMS-SUBMIT PDU with `AT+CMGS` and return the TP-MR the network gave it.
+    /// A failure says whether the PDU had already been written (then the SMS may have
+    /// gone out although no answer came).
     pub async fn send_pdu(
         &mut self,
         tpdu_len: usize,
         pdu_hex: &str,
         timeout: Duration,
+    ) -> Result<u8, SendPduError> {
+        let mut written = false;
+        self.send_pdu_inner(tpdu_len, pdu_hex, timeout, &mut written)
+            .await
+            .map_err(|error| SendPduError {
+                error,
+                pdu_written: written,
+            })
+    }
+
+    async fn send_pdu_inner(
+        &mut self,
+        tpdu_len: usize,
+        pdu_hex: &str,
+        timeout: Duration,
+        written: &mut bool,
     ) -> Result<u8, CommandError> {
         let command = format!("AT+CMGS={tpdu_len}");
         self.start(&command).await?;
@@ -148,6 +166,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
         let mut payload = Vec::with_capacity(pdu_hex.len() + 1);
         payload.extend_from_slice(pdu_hex.as_bytes());
         payload.push(CTRL_Z);
+        *written = true;
         self.write(&payload).await?;
         let deadline = Instant::now() + timeout;
         loop {
@@ -155,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
                 self.next_event(deadline, &command, timeout).await?
             {
                 let lines = finish(&command, lines, result)?;
-                return lines.iter().find_map(|line| parse_cmgs(line)).ok_or(
+                return lines.iter().find_map(|line| parse_cmgs(line).ok()).ok_or(
                     CommandError::Rejected {
                         command,
                         result: FinalResult::Other("OK without +CMGS: <mr>".to_owned()),
@@ -253,6 +272,9 @@ fn finish(
     }
 }
 
-fn parse_cmgs(line: &str) -> Option<u8> {
-    line.strip_prefix("+CMGS:")?.trim().parse().ok()
+/// A failed `AT+CMGS`, and whether the PDU (with Ctrl-Z) had been written.
+#[derive(Debug)]
+pub struct SendPduError {
+    pub error: CommandError,
+    pub pdu_written: bool,
 }

@@ -1,5 +1,7 @@
-//! The per-modem task: connect, initialise, then send what the dispatcher hands over,
-//! reconnecting with capped exponential backoff whenever the link breaks.
+//! The per-modem task: connect, initialise, wait for the network, then send what the
+//! dispatcher hands over; recover a modem that stops answering; reconnect with capped
+//! exponential backoff whenever the link breaks (including a udev symlink that now
+//! points at another tty).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,15 +12,19 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::init::{initialize, InitError};
+use super::health::{self, Health};
+use super::init::{initialize, InitError, ModemIdentity, PinGuard};
 use super::port::open_port;
-use super::session::{AtSession, CommandError, LinkStats};
-use crate::sms::{self, PhoneNumber, SubmitOptions};
+use super::session::{AtSession, CommandError, LinkStats, SendPduError};
+use crate::config::ModemConfig;
+use crate::sms::{self, PhoneNumber, StatusReport, SubmitOptions};
 
 /// Radio time the network may take to accept one SMS.
 const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often an unregistered modem is asked again.
+const SEARCH_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct ModemSettings {
@@ -27,13 +33,37 @@ pub struct ModemSettings {
     pub baud: u32,
     pub pin: Option<String>,
     pub number: Option<PhoneNumber>,
+    pub smsc: Option<PhoneNumber>,
     pub max_parts: usize,
+    pub delivery_reports: bool,
+    pub health_interval: Duration,
+}
+
+impl ModemSettings {
+    /// Settings from a validated `[[modem]]` section.
+    pub fn from_config(modem: &ModemConfig, max_parts: usize) -> Self {
+        // Numbers were validated when the config was loaded.
+        let number = |n: &Option<String>| n.as_deref().and_then(|n| PhoneNumber::parse(n).ok());
+        Self {
+            name: modem.name.clone(),
+            device: modem.device.clone(),
+            baud: modem.baud,
+            pin: modem.pin.clone(),
+            number: number(&modem.number),
+            smsc: number(&modem.smsc),
+            max_parts,
+            delivery_reports: modem.delivery_reports,
+            health_interval: Duration::from_secs(modem.health_interval_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModemState {
     Connecting,
+    /// Up, but not registered to a network.
+    Searching,
     Ready,
     Sending,
     /// Needs an operator (wrong PIN, PUK); the task will not touch the SIM again.
@@ -45,6 +75,10 @@ pub struct ModemStatus {
     pub state: ModemState,
     pub last_error: Option<String>,
     pub sent: u64,
+    pub failed: u64,
+    pub identity: ModemIdentity,
+    pub health: Health,
+    pub last_sent_at: Option<DateTime<Utc>>,
     pub link: LinkStats,
 }
 
@@ -61,16 +95,23 @@ pub struct SendJob {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
     /// The modem refused with `+CMS ERROR: <code>`.
-    #[error("the modem refused the SMS: +CMS ERROR: {code}")]
+    #[error("the modem refused the SMS: {detail}")]
     Refused { code: u16, detail: String },
     /// No clear answer after the PDU went out: the SMS may or may not have been sent.
-    #[error("no answer after the SMS was handed to the modem: {0}")]
+    #[error("no answer after the SMS was handed to the modem ({0}); it may arrive twice")]
     Unconfirmed(String),
     /// The SMS never reached the modem (link down before the PDU was written).
-    #[error("the modem link failed before the SMS was handed over: {0}")]
+    #[error("the SMS was not handed to the modem: {0}")]
     NotSent(String),
     #[error("the text cannot be encoded as SMS: {0}")]
     Encoding(String),
+}
+
+/// A delivery report the modem received, for the dispatcher to match.
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    pub modem: String,
+    pub report: StatusReport,
 }
 
 /// What the dispatcher holds of a modem.
@@ -83,10 +124,12 @@ pub struct ModemHandle {
 }
 
 /// Start the task for one modem. `changed` is notified whenever its state changes, so
-/// the dispatcher can hand out work as soon as it is ready.
+/// the dispatcher can hand out work as soon as it is ready; delivery reports go to
+/// `reports`.
 pub fn spawn_modem(
     settings: ModemSettings,
     changed: Arc<Notify>,
+    reports: mpsc::UnboundedSender<DeliveryReport>,
     shutdown: CancellationToken,
 ) -> ModemHandle {
     let (jobs_tx, jobs_rx) = mpsc::channel(1);
@@ -94,6 +137,10 @@ pub fn spawn_modem(
         state: ModemState::Connecting,
         last_error: None,
         sent: 0,
+        failed: 0,
+        identity: ModemIdentity::default(),
+        health: Health::default(),
+        last_sent_at: None,
         link: LinkStats::default(),
     });
     let handle = ModemHandle {
@@ -107,8 +154,10 @@ pub fn spawn_modem(
         jobs: jobs_rx,
         status: status_tx,
         changed,
+        reports,
         shutdown,
         reference: rand::random(),
+        pin_guard: PinGuard::default(),
     };
     tokio::spawn(task.run());
     handle
@@ -119,9 +168,17 @@ struct ModemTask {
     jobs: mpsc::Receiver<SendJob>,
     status: watch::Sender<ModemStatus>,
     changed: Arc<Notify>,
+    reports: mpsc::UnboundedSender<DeliveryReport>,
     shutdown: CancellationToken,
     /// Concatenation reference, rotated per multi-part message.
     reference: u16,
+    pin_guard: PinGuard,
+}
+
+/// Why a link was given up.
+enum LinkEnd {
+    Shutdown,
+    Broken(InitError),
 }
 
 impl ModemTask {
@@ -130,19 +187,19 @@ impl ModemTask {
         let mut backoff = BACKOFF_START;
         while !self.shutdown.is_cancelled() {
             self.set_state(ModemState::Connecting, None);
-            let outcome = match open_port(&self.settings.device, self.settings.baud) {
-                Ok(port) => self.drive(AtSession::new(port)).await,
-                Err(e) => Err(InitError::Command(CommandError::Io(e))),
+            let end = match open_port(&self.settings.device, self.settings.baud) {
+                Ok(port) => self.drive(AtSession::new(port), &mut backoff).await,
+                Err(e) => LinkEnd::Broken(InitError::Command(CommandError::Io(e))),
             };
-            match outcome {
-                Ok(()) => return,
-                Err(e) if e.is_fatal() => {
+            match end {
+                LinkEnd::Shutdown => return,
+                LinkEnd::Broken(e) if e.is_fatal() => {
                     tracing::error!(modem = %name, error = %e, "modem needs an operator; not retrying");
                     self.set_state(ModemState::Fatal, Some(e.to_string()));
                     self.refuse_jobs_until_shutdown().await;
                     return;
                 }
-                Err(e) => {
+                LinkEnd::Broken(e) => {
                     tracing::warn!(modem = %name, error = %e, retry_in = ?backoff, "modem link down");
                     self.set_state(ModemState::Connecting, Some(e.to_string()));
                 }
@@ -155,36 +212,129 @@ impl ModemTask {
         }
     }
 
-    /// Initialise and serve on an open link; returns when it breaks or on shutdown.
+    /// Initialise and serve on an open link until it breaks or shutdown.
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         mut session: AtSession<S>,
-    ) -> Result<(), InitError> {
-        initialize(&mut session, self.settings.pin.as_deref()).await?;
-        tracing::info!(modem = %self.settings.name, "modem ready");
-        self.set_state(ModemState::Ready, None);
+        backoff: &mut Duration,
+    ) -> LinkEnd {
+        let init = initialize(
+            &mut session,
+            self.settings.pin.as_deref(),
+            &mut self.pin_guard,
+            self.settings.delivery_reports,
+        );
+        let identity = tokio::select! {
+            () = self.shutdown.cancelled() => return LinkEnd::Shutdown,
+            identity = init => match identity {
+                Ok(identity) => identity,
+                Err(e) => return LinkEnd::Broken(e),
+            },
+        };
+        self.status.send_modify(|s| s.identity = identity);
+        // The link works: the next outage starts its backoff afresh.
+        *backoff = BACKOFF_START;
+        let mut health_tick = tokio::time::interval(self.settings.health_interval);
+        health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut registered = false;
         loop {
+            self.forward_reports(&mut session);
+            self.publish_link(session.stats());
+            if !registered {
+                match self.await_registration(&mut session).await {
+                    Ok(true) => {
+                        registered = true;
+                        tracing::info!(modem = %self.settings.name, "modem ready");
+                        self.set_state(ModemState::Ready, None);
+                        health_tick.reset();
+                    }
+                    Ok(false) => return LinkEnd::Shutdown,
+                    Err(e) => return self.unresponsive(&mut session, e).await,
+                }
+            }
             tokio::select! {
-                () = self.shutdown.cancelled() => return Ok(()),
+                () = self.shutdown.cancelled() => return LinkEnd::Shutdown,
                 job = self.jobs.recv() => {
-                    let Some(job) = job else { return Ok(()) };
+                    let Some(job) = job else { return LinkEnd::Shutdown };
                     self.set_state(ModemState::Sending, None);
-                    let broken = self.send(&mut session, job).await;
-                    self.publish_link(session.stats());
-                    if let Some(e) = broken {
-                        return Err(InitError::Command(e));
+                    if let Some(e) = self.send(&mut session, job).await {
+                        return self.unresponsive(&mut session, e).await;
                     }
                     self.set_state(ModemState::Ready, None);
                 }
+                _ = health_tick.tick() => {
+                    match health::check(&mut session).await {
+                        Ok(health) => {
+                            registered = health.registered();
+                            self.status.send_modify(|s| s.health = health);
+                            if !registered {
+                                tracing::warn!(modem = %self.settings.name, "modem lost its network registration");
+                                self.set_state(ModemState::Searching, Some("not registered".to_owned()));
+                            }
+                        }
+                        Err(e) => return self.unresponsive(&mut session, e).await,
+                    }
+                }
                 read = session.idle_read() => {
-                    read?;
-                    session.take_urcs();
+                    if let Err(e) = read {
+                        return LinkEnd::Broken(InitError::Command(e));
+                    }
                 }
             }
         }
     }
 
-    /// Send one job; returns the link error if the link must be re-established.
+    /// Poll until registered (true) or shutdown (false).
+    async fn await_registration<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut AtSession<S>,
+    ) -> Result<bool, CommandError> {
+        loop {
+            let health = health::check(session).await?;
+            let registered = health.registered();
+            self.status.send_modify(|s| s.health = health);
+            if registered {
+                return Ok(true);
+            }
+            self.set_state(
+                ModemState::Searching,
+                Some("not registered to a network".to_owned()),
+            );
+            tokio::select! {
+                () = self.shutdown.cancelled() => return Ok(false),
+                () = tokio::time::sleep(SEARCH_POLL) => {}
+                job = self.jobs.recv() => match job {
+                    Some(job) => {
+                        let _ = job.reply.send(Err(SendError::NotSent("the modem is not registered".to_owned())));
+                    }
+                    None => return Ok(false),
+                },
+            }
+        }
+    }
+
+    /// The modem stopped answering (or the port failed): ask once more with `AT`; if
+    /// it still says nothing, reset its radio stack (`AT+CFUN=1,1`) and reopen the port.
+    async fn unresponsive<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut AtSession<S>,
+        error: CommandError,
+    ) -> LinkEnd {
+        if matches!(error, CommandError::Timeout { .. }) {
+            let _ = session.cancel_prompt().await;
+            if session.command("AT", Duration::from_secs(2)).await.is_ok() {
+                // It answers again: re-initialise on the same port (the modem may have
+                // rebooted and lost its settings).
+                tracing::warn!(modem = %self.settings.name, error = %error, "modem was silent, answers again");
+                return LinkEnd::Broken(InitError::Command(error));
+            }
+            tracing::warn!(modem = %self.settings.name, "modem does not answer; resetting it (AT+CFUN=1,1)");
+            let _ = session.command("AT+CFUN=1,1", Duration::from_secs(2)).await;
+        }
+        LinkEnd::Broken(InitError::Command(error))
+    }
+
+    /// Send one job; returns the link error if the link is in doubt.
     async fn send<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         session: &mut AtSession<S>,
@@ -195,6 +345,8 @@ impl ModemTask {
             .unwrap_or(Duration::ZERO);
         let options = SubmitOptions {
             validity: Some(validity),
+            status_report: self.settings.delivery_reports,
+            smsc: self.settings.smsc.clone(),
             max_parts: self.settings.max_parts,
             ..SubmitOptions::default()
         };
@@ -207,34 +359,67 @@ impl ModemTask {
             }
         };
         let mut references = Vec::with_capacity(pdus.len());
-        for pdu in &pdus {
-            match session
+        for (index, pdu) in pdus.iter().enumerate() {
+            let result = session
                 .send_pdu(pdu.tpdu_len, &pdu.to_hex(), SEND_TIMEOUT)
-                .await
-            {
+                .await;
+            self.forward_reports(session);
+            match result {
                 Ok(mr) => references.push(mr),
-                Err(e) => {
-                    let handed_over = matches!(
-                        e,
-                        CommandError::Timeout { .. } | CommandError::Closed | CommandError::Io(_)
-                    );
-                    let outcome = match e.cms_code() {
-                        Some(code) => SendError::Refused {
+                Err(SendPduError {
+                    error: e,
+                    pdu_written,
+                }) => {
+                    let outcome = if let Some(code) = e.cms_code() {
+                        SendError::Refused {
                             code,
-                            detail: e.to_string(),
-                        },
-                        None if handed_over => SendError::Unconfirmed(e.to_string()),
-                        None => SendError::NotSent(e.to_string()),
+                            detail: describe_refusal(code),
+                        }
+                    } else if pdu_written || index > 0 {
+                        // No answer after the PDU went out (or after a part was
+                        // accepted): the user may get it, so it may arrive twice.
+                        SendError::Unconfirmed(e.to_string())
+                    } else {
+                        SendError::NotSent(e.to_string())
                     };
+                    self.status.send_modify(|s| {
+                        s.failed += 1;
+                        s.last_error = Some(outcome.to_string());
+                    });
                     let _ = job.reply.send(Err(outcome));
                     return e.link_is_broken().then_some(e);
                 }
             }
         }
-        self.status.send_modify(|status| status.sent += 1);
+        self.status.send_modify(|s| {
+            s.sent += 1;
+            s.last_sent_at = Some(Utc::now());
+        });
         // The dispatcher may have given up waiting (shutdown); nothing to do then.
         let _ = job.reply.send(Ok(references));
         None
+    }
+
+    fn forward_reports<S: AsyncRead + AsyncWrite + Unpin>(&self, session: &mut AtSession<S>) {
+        for urc in session.take_urcs() {
+            let Some(pdu) = urc.pdu.as_deref().filter(|_| urc.line.starts_with("+CDS")) else {
+                continue;
+            };
+            match hex::decode(pdu.trim())
+                .map_err(|_| sms::DecodeError::BadHex)
+                .and_then(|b| sms::decode_status_report(&b))
+            {
+                Ok(report) => {
+                    let _ = self.reports.send(DeliveryReport {
+                        modem: self.settings.name.clone(),
+                        report,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(modem = %self.settings.name, error = %e, "undecodable status report")
+                }
+            }
+        }
     }
 
     async fn refuse_jobs_until_shutdown(&mut self) {
@@ -262,6 +447,15 @@ impl ModemTask {
     }
 
     fn publish_link(&self, link: LinkStats) {
-        self.status.send_modify(|status| status.link = link);
+        self.status.send_if_modified(|status| {
+            let changed = status.link != link;
+            status.link = link;
+            changed
+        });
     }
+}
+
+/// `+CMS ERROR: 42 (congestion)`, from the AT layer's table.
+fn describe_refusal(code: u16) -> String {
+    crate::at::describe_cms_error(&crate::at::ErrorCode::Numeric(code))
 }

@@ -52,6 +52,8 @@ impl Store {
                 message_references: Vec::new(),
                 detail: None,
             }],
+            parts: 0,
+            delivered_parts: 0,
         };
         let record_bytes = encode(&new.record);
         let message_bytes = self.seal(&new.message);

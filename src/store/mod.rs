@@ -11,12 +11,14 @@
 //!   (so limits hold across restarts)
 //! - `idempotency` (+ `idempotency_index` by time): the first answer per
 //!   `Idempotency-Key`, for 24 hours
+//! - `reports`: (modem, TP-MR) → sent part, to match delivery reports
 
 mod codes;
 mod flusher;
 mod idempotency;
 mod outbox;
 mod records;
+mod reports;
 
 use std::path::Path;
 
@@ -26,6 +28,7 @@ pub use outbox::Claim;
 pub use records::{
     CodeRecord, CodeScope, MessageRecord, MessageStatus, OutboundMessage, Transition,
 };
+pub use reports::ReportOutcome;
 
 use flusher::Flusher;
 use records::SealedMessage;
@@ -78,6 +81,7 @@ pub struct Store {
     limits: sled::Tree,
     idempotency: sled::Tree,
     idempotency_index: sled::Tree,
+    reports: sled::Tree,
     flusher: Flusher,
     sealer: TextSealer,
 }
@@ -105,6 +109,7 @@ impl Store {
             limits: tree("limits")?,
             idempotency: tree("idempotency")?,
             idempotency_index: tree("idempotency_index")?,
+            reports: tree("reports")?,
             flusher: Flusher::spawn(db.clone()),
             db,
             sealer,
@@ -140,6 +145,7 @@ impl Store {
             sealed_text: hex::encode(self.sealer.seal(&message.id, &message.text)),
             expires_at: message.expires_at,
             attempts: message.attempts,
+            last_modem: message.last_modem.clone(),
         })
     }
 
@@ -160,6 +166,7 @@ impl Store {
             text,
             expires_at: sealed.expires_at,
             attempts: sealed.attempts,
+            last_modem: sealed.last_modem,
         })
     }
 }

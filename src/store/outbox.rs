@@ -4,6 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
 use super::records::{outbox_key, time_key};
+use super::reports::{report_key, SentPart};
 use super::{decode_tx, encode, MessageRecord, MessageStatus, OutboundMessage};
 use super::{Store, StoreError, Transition};
 
@@ -89,22 +90,45 @@ impl Store {
         Ok(Claim::Nothing)
     }
 
-    /// The modem accepted every part: the message is sent and leaves `inflight`.
+    /// The modem accepted every part: the message is sent and leaves `inflight`; its
+    /// parts are indexed for delivery reports.
     pub fn mark_sent(
         &self,
-        id: &str,
+        message: &OutboundMessage,
         modem: &str,
         message_references: Vec<u8>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        let id = message.id.as_str();
+        let part = encode(&SentPart {
+            message_id: id.to_owned(),
+            recipient_digits: message.to.trim_start_matches('+').to_owned(),
+        });
+        let parts = u8::try_from(message_references.len()).unwrap_or(u8::MAX);
         let sent = Transition {
             at: now,
             status: MessageStatus::Sent,
             modem: Some(modem.to_owned()),
-            message_references,
+            message_references: message_references.clone(),
             detail: None,
         };
-        self.leave_inflight(id, sent)
+        (&self.inflight, &self.messages, &self.reports).transaction(
+            |(inflight, messages, reports)| {
+                inflight.remove(id.as_bytes())?;
+                for &mr in &message_references {
+                    reports.insert(report_key(modem, mr), part.as_slice())?;
+                }
+                if let Some(bytes) = messages.get(id.as_bytes())? {
+                    let mut record: MessageRecord = decode_tx(&bytes, "messages")?;
+                    record.parts = parts;
+                    record.delivered_parts = 0;
+                    record.push(sent.clone());
+                    messages.insert(id.as_bytes(), encode(&record))?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
+        Ok(())
     }
 
     /// The send failed for good (or the code expired): record why and drop the text.
@@ -141,6 +165,11 @@ impl Store {
             message_references: Vec::new(),
             detail: Some(format!("retry at {}: {reason}", due.to_rfc3339())),
         };
+        let mut message = message.clone();
+        if modem.is_some() {
+            message.last_modem = modem.map(str::to_owned);
+        }
+        let message = &message;
         let bytes = self.seal(message);
         (&self.outbox, &self.inflight, &self.messages).transaction(
             |(outbox, inflight, messages)| {

@@ -80,6 +80,8 @@ pub struct OutboundMessage {
     pub expires_at: DateTime<Utc>,
     /// Send attempts made so far.
     pub attempts: u32,
+    /// The modem of the last failed attempt: a retry prefers another one.
+    pub last_modem: Option<String>,
 }
 
 impl std::fmt::Debug for OutboundMessage {
@@ -103,6 +105,8 @@ pub struct SealedMessage {
     pub sealed_text: String,
     pub expires_at: DateTime<Utc>,
     pub attempts: u32,
+    #[serde(default)]
+    pub last_modem: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,6 +149,11 @@ pub struct MessageRecord {
     pub expires_at: DateTime<Utc>,
     pub status: MessageStatus,
     pub history: Vec<Transition>,
+    /// SMS parts the message went out as, and how many were reported delivered.
+    #[serde(default)]
+    pub parts: u8,
+    #[serde(default)]
+    pub delivered_parts: u8,
 }
 
 impl MessageRecord {

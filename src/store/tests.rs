@@ -31,6 +31,7 @@ fn new_code(id: &str, number: &str, hash: u8) -> NewCode {
             text: "code 123456".into(),
             expires_at: now + Duration::minutes(10),
             attempts: 0,
+            last_modem: None,
         },
         service: "Login".into(),
         to_masked: "+1555****111".into(),
@@ -149,7 +150,7 @@ async fn claim_send_and_requeue_after_a_crash() {
         store.message("SM1").unwrap().unwrap().status,
         MessageStatus::Sending
     );
-    store.mark_sent("SM1", "m0", vec![7], now).unwrap();
+    store.mark_sent(&message, "m0", vec![7], now).unwrap();
     assert_eq!(
         store.message("SM1").unwrap().unwrap().status,
         MessageStatus::Sent

@@ -57,13 +57,7 @@ async fn start(
     config.http.listen = "127.0.0.1:0".parse().expect("address");
     config.storage.path = state.path().join("state");
     config.accounts = vec![account(SID, TOKEN), account(OTHER_SID, OTHER_TOKEN)];
-    config.modems = vec![ModemConfig {
-        name: "sim0".into(),
-        device: modem.path().to_owned(),
-        baud: 115_200,
-        pin: None,
-        number: None,
-    }];
+    config.modems = vec![ModemConfig::new("sim0", modem.path().to_owned())];
     adjust(&mut config);
     // A previous instance on the same state folder may still be letting go of it.
     let mut tries = 0;
