@@ -47,7 +47,7 @@ impl RetryPolicy {
         let reason = error.to_string();
         match error {
             SendError::Encoding(_) => return Outcome::Failed(reason),
-            SendError::Refused { code, .. } if is_permanent_cms(*code) => {
+            SendError::Refused { code, .. } if classify_cms(*code) == CmsClass::Permanent => {
                 return Outcome::Failed(reason)
             }
             _ => {}
