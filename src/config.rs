@@ -220,6 +220,14 @@ pub struct ModemConfig {
     /// Seconds between signal and registration checks while idle.
     #[serde(default = "default_health_interval_secs")]
     pub health_interval_secs: u64,
+    /// How long `AT+CMGS` may take before the send counts as unanswered (the radio
+    /// needs seconds; networks under load, tens of seconds).
+    #[serde(default = "default_send_timeout_secs")]
+    pub send_timeout_secs: u64,
+}
+
+fn default_send_timeout_secs() -> u64 {
+    60
 }
 
 fn default_health_interval_secs() -> u64 {
@@ -238,6 +246,7 @@ impl ModemConfig {
             smsc: None,
             delivery_reports: false,
             health_interval_secs: default_health_interval_secs(),
+            send_timeout_secs: default_send_timeout_secs(),
         }
     }
 }
@@ -434,6 +443,9 @@ impl Config {
             }
             if modem.health_interval_secs == 0 {
                 return Err(at("health_interval_secs", "must be at least 1"));
+            }
+            if !(1..=300).contains(&modem.send_timeout_secs) {
+                return Err(at("send_timeout_secs", "must be 1 to 300"));
             }
         }
 

@@ -19,8 +19,6 @@ use super::session::{AtSession, CommandError, LinkStats, SendPduError};
 use crate::config::ModemConfig;
 use crate::sms::{self, PhoneNumber, StatusReport, SubmitOptions};
 
-/// Radio time the network may take to accept one SMS.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How often an unregistered modem is asked again.
@@ -37,6 +35,8 @@ pub struct ModemSettings {
     pub max_parts: usize,
     pub delivery_reports: bool,
     pub health_interval: Duration,
+    /// Radio time the network may take to accept one SMS.
+    pub send_timeout: Duration,
 }
 
 impl ModemSettings {
@@ -54,6 +54,7 @@ impl ModemSettings {
             max_parts,
             delivery_reports: modem.delivery_reports,
             health_interval: Duration::from_secs(modem.health_interval_secs),
+            send_timeout: Duration::from_secs(modem.send_timeout_secs),
         }
     }
 }
@@ -361,7 +362,7 @@ impl ModemTask {
         let mut references = Vec::with_capacity(pdus.len());
         for (index, pdu) in pdus.iter().enumerate() {
             let result = session
-                .send_pdu(pdu.tpdu_len, &pdu.to_hex(), SEND_TIMEOUT)
+                .send_pdu(pdu.tpdu_len, &pdu.to_hex(), self.settings.send_timeout)
                 .await;
             self.forward_reports(session);
             match result {

@@ -16,33 +16,26 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to.
-#[derive(Debug)]
+/// Real time plus an offset that a test moves forward by hand: time still passes (so
+/// retries fall due), and a test can jump over a lifetime or a cooldown at once.
+#[derive(Debug, Default)]
 pub struct ManualClock {
-    now: Mutex<DateTime<Utc>>,
+    offset: Mutex<Duration>,
 }
 
 impl ManualClock {
-    pub fn new(start: DateTime<Utc>) -> Self {
-        Self {
-            now: Mutex::new(start),
-        }
+    pub fn new() -> Self {
+        Self::default()
     }
 
     pub fn advance(&self, by: Duration) {
-        let mut now = self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
+        let mut offset = self.offset.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *offset += by;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        Utc::now() + *self.offset.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

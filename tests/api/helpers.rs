@@ -8,7 +8,8 @@ use sms2fa::app::Application;
 use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
 use sms2fa::otp::ManualClock;
 use sms2fa::sim::{ReceivedSms, SimOptions, SimPort, SmsLog};
-use tokio::sync::oneshot;
+use sms2fa::modem::ModemStatus;
+use tokio::sync::{oneshot, watch};
 
 pub const SID: &str = "ACtest1";
 pub const TOKEN: &str = "token-one";
@@ -23,7 +24,9 @@ pub struct TestApp {
     pub sms: SmsLog,
     pub clock: Arc<ManualClock>,
     pub state: Arc<tempfile::TempDir>,
-    pub modem: SimPort,
+    /// The simulated modems, in config order (`sim0`, `sim1`, …).
+    pub modems: Vec<SimPort>,
+    pub modem_status: Vec<watch::Receiver<ModemStatus>>,
     stop: Option<oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<()>>,
 }
@@ -35,29 +38,45 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_modems(vec![SimOptions::default()], adjust).await
+}
+
+/// The daemon with one simulated modem per entry of `sims`.
+pub async fn spawn_app_with_modems(sims: Vec<SimOptions>, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let state = Arc::new(tempfile::tempdir().expect("temp dir"));
-    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-    start(state, clock, SmsLog::in_memory(), adjust).await
+    let clock = Arc::new(ManualClock::new());
+    start(state, clock, SmsLog::in_memory(), sims, adjust).await
 }
 
 async fn start(
     state: Arc<tempfile::TempDir>,
     clock: Arc<ManualClock>,
     sms: SmsLog,
+    sims: Vec<SimOptions>,
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
-    let modem = SimPort::plug(
-        state.path().join("modem"),
-        SimOptions::default(),
-        sms.clone(),
-    )
-    .expect("pty modem");
+    let modems: Vec<SimPort> = sims
+        .into_iter()
+        .enumerate()
+        .map(|(i, options)| {
+            SimPort::plug(state.path().join(format!("modem{i}")), options, sms.clone())
+                .expect("pty modem")
+        })
+        .collect();
     let mut config =
         Config::parse("", Path::new("test"), Requirements::Nothing).expect("empty config");
     config.http.listen = "127.0.0.1:0".parse().expect("address");
     config.storage.path = state.path().join("state");
     config.accounts = vec![account(SID, TOKEN), account(OTHER_SID, OTHER_TOKEN)];
-    config.modems = vec![ModemConfig::new("sim0", modem.path().to_owned())];
+    config.modems = modems
+        .iter()
+        .enumerate()
+        .map(|(i, modem)| {
+            let mut modem = ModemConfig::new(&format!("sim{i}"), modem.path().to_owned());
+            modem.send_timeout_secs = 3;
+            modem
+        })
+        .collect();
     adjust(&mut config);
     // A previous instance on the same state folder may still be letting go of it.
     let mut tries = 0;
@@ -73,6 +92,7 @@ async fn start(
         }
     };
     let base = format!("http://{}", app.local_addr());
+    let modem_status = app.modems().iter().map(|m| m.status.clone()).collect();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         let _ = app
@@ -87,7 +107,8 @@ async fn start(
         sms,
         clock,
         state,
-        modem,
+        modems,
+        modem_status,
         stop: Some(stop),
         running: Some(running),
     }
@@ -104,7 +125,7 @@ impl TestApp {
         }
         let (state, clock, sms) = (self.state.clone(), self.clock.clone(), self.sms.clone());
         drop(self);
-        start(state, clock, sms, adjust).await
+        start(state, clock, sms, vec![SimOptions::default()], adjust).await
     }
 }
 

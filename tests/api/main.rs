@@ -2,6 +2,8 @@
 
 mod bad_input;
 mod helpers;
+mod modem_faults;
+mod ops;
 mod policy;
 mod redaction;
 mod send_verify;

@@ -1,0 +1,302 @@
+//! The modem faults of real hardware, played by the simulator: in each, every accepted
+//! code is sent exactly once — twice only where the modem never answered its
+//! `AT+CMGS`, and then the status history says so — and the code that arrives verifies.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use sms2fa::modem::ModemState;
+use sms2fa::sim::{SimHandle, SimOptions, Silence, UrcStorm};
+
+use crate::helpers::*;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+impl TestApp {
+    pub async fn message(&self, id: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("{}/2fa/messages/{id}", self.base))
+            .basic_auth(SID, Some(TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Poll the message until its status is `status`.
+    pub async fn await_status(&self, id: &str, status: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let message = self.message(id).await;
+            if message["status"] == status {
+                return message;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never {status}: {message}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Send, wait for the SMS, verify the code it carries; returns the message id.
+    async fn round_trip(&self, to: &str, nth: usize) -> String {
+        let sent = self.send_code("Login", to).await;
+        let sms = self.nth_sms(nth).await;
+        assert_eq!(sms.number, to);
+        let (status, body) = self.verify("Login", to, &code_in(&sms)).await;
+        assert_eq!(status, 200, "{body}");
+        sent["requestID"].as_str().unwrap().to_owned()
+    }
+}
+
+fn history_steps(message: &Value) -> Vec<String> {
+    message["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn nothing_more(app: &TestApp, expected: usize) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.sms.all().len(), expected, "an SMS went out more than once: {:?}", app.sms.all());
+}
+
+#[tokio::test]
+async fn sim_pin_is_entered_once() {
+    let sim = SimOptions {
+        pin: Some("2468".into()),
+        ..SimOptions::default()
+    };
+    let handle = sim.handle.clone();
+    let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].pin = Some("2468".into())).await;
+    app.round_trip(TO, 1).await;
+    assert_eq!(handle.stats().snapshot().pin_attempts, 1);
+    nothing_more(&app, 1).await;
+}
+
+#[tokio::test]
+async fn a_wrong_pin_is_never_tried_twice() {
+    let sim = SimOptions {
+        pin: Some("2468".into()),
+        ..SimOptions::default()
+    };
+    let handle = sim.handle.clone();
+    let mut app = spawn_app_with_modems(vec![sim], |c| c.modems[0].pin = Some("1111".into())).await;
+    let status = &mut app.modem_status[0];
+    tokio::time::timeout(PATIENCE, status.wait_for(|s| s.state == ModemState::Fatal))
+        .await
+        .expect("the modem goes fatal")
+        .unwrap();
+    assert!(status.borrow().last_error.as_deref().unwrap().contains("PIN"));
+    // Accepted codes wait in the queue for an operator; the PIN is not retried.
+    let sent = app.send_code("Login", TO).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(handle.stats().snapshot().pin_attempts, 1);
+    assert_eq!(app.message(sent["requestID"].as_str().unwrap()).await["status"], "queued");
+    assert!(app.sms.all().is_empty());
+}
+
+#[tokio::test]
+async fn slow_boot_with_line_noise() {
+    let sim = SimOptions {
+        boot_delay: Duration::from_millis(2500),
+        boot_output: b"\0\0\xff\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n".to_vec(),
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |_| {}).await;
+    app.round_trip(TO, 1).await;
+    nothing_more(&app, 1).await;
+}
+
+#[tokio::test]
+async fn urc_storm_inside_replies() {
+    let sim = SimOptions {
+        urc_storm: Some(UrcStorm::every(Duration::from_millis(20))),
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |c| c.otp.resend_cooldown_secs = 0).await;
+    for n in 1..=3 {
+        app.round_trip(TO, n).await;
+    }
+    nothing_more(&app, 3).await;
+}
+
+#[tokio::test]
+async fn temporary_cms_error_is_retried() {
+    let sim = SimOptions {
+        cms_errors: BTreeMap::from([(1, 500)]),
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |_| {}).await;
+    let id = app.round_trip(TO, 1).await;
+    let message = app.await_status(&id, "sent").await;
+    assert_eq!(history_steps(&message), ["queued", "sending", "queued", "sending", "sent"]);
+    assert!(message["history"][2]["detail"].as_str().unwrap().contains("500"), "{message}");
+    nothing_more(&app, 1).await;
+}
+
+#[tokio::test]
+async fn permanent_cms_error_fails_with_the_reason() {
+    let sim = SimOptions {
+        cms_errors: BTreeMap::from([(1, 21)]),
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |_| {}).await;
+    let sent = app.send_code("Login", TO).await;
+    let message = app.await_status(sent["requestID"].as_str().unwrap(), "failed").await;
+    let reason = message["history"].as_array().unwrap().last().unwrap()["detail"].to_string();
+    assert!(reason.contains("21") && reason.contains("rejected"), "{message}");
+    nothing_more(&app, 0).await;
+}
+
+#[tokio::test]
+async fn a_silent_modem_is_recovered_and_the_history_admits_a_possible_duplicate() {
+    let sim = SimOptions {
+        silences: vec![Silence {
+            at_send: 1,
+            duration: Duration::from_secs(4),
+            delivered: true,
+        }],
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |_| {}).await;
+    let sent = app.send_code("Login", TO).await;
+    let id = sent["requestID"].as_str().unwrap();
+    let message = app.await_status(id, "sent").await;
+    let details = message["history"].to_string();
+    assert!(details.contains("may arrive twice"), "{message}");
+    let all = app.sms.wait_for(2, PATIENCE).await;
+    assert_eq!(all.len(), 2, "the unanswered send went out, then its retry");
+    assert_eq!(all[0].text, all[1].text, "the same code both times");
+    assert_eq!(app.verify("Login", TO, &code_in(&all[1])).await.0, 200);
+}
+
+#[tokio::test]
+async fn unplugged_modem_comes_back_behind_the_same_link() {
+    let mut app = spawn_app_with_modems(vec![SimOptions::default()], |c| c.otp.resend_cooldown_secs = 0).await;
+    app.round_trip(TO, 1).await;
+    app.modems[0].unplug();
+    tokio::time::timeout(PATIENCE, app.modem_status[0].wait_for(|s| s.state == ModemState::Connecting))
+        .await
+        .expect("the driver notices")
+        .unwrap();
+    let sent = app.send_code("Login", TO).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.modems[0].replug().unwrap();
+    let sms = app.nth_sms(2).await;
+    assert_eq!(app.verify("Login", TO, &code_in(&sms)).await.0, 200);
+    app.await_status(sent["requestID"].as_str().unwrap(), "sent").await;
+    nothing_more(&app, 2).await;
+}
+
+#[tokio::test]
+async fn delivery_reports_mark_messages_delivered() {
+    let sim = SimOptions {
+        delivery_reports: true,
+        delivery_report_delay: Duration::from_millis(200),
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].delivery_reports = true).await;
+    let id = app.round_trip(TO, 1).await;
+    let message = app.await_status(&id, "delivered").await;
+    assert_eq!(history_steps(&message), ["queued", "sending", "sent", "delivered"]);
+}
+
+#[tokio::test]
+async fn failed_delivery_report_marks_the_message_failed() {
+    let sim = SimOptions {
+        delivery_reports: true,
+        delivery_status: 0x45,
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].delivery_reports = true).await;
+    let id = app.round_trip(TO, 1).await;
+    let message = app.await_status(&id, "failed").await;
+    assert!(message["history"].to_string().contains("0x45"), "{message}");
+}
+
+#[tokio::test]
+async fn slow_radio_and_lte_only_registration() {
+    let sim = SimOptions {
+        send_delay: Duration::from_millis(1500),
+        lte_only: true,
+        ..SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |_| {}).await;
+    app.round_trip(TO, 1).await;
+    nothing_more(&app, 1).await;
+}
+
+#[tokio::test]
+async fn waits_for_the_network_before_sending() {
+    let handle = SimHandle::new();
+    let sim = SimOptions {
+        registered: false,
+        handle: handle.clone(),
+        ..SimOptions::default()
+    };
+    let mut app = spawn_app_with_modems(vec![sim], |_| {}).await;
+    tokio::time::timeout(PATIENCE, app.modem_status[0].wait_for(|s| s.state == ModemState::Searching))
+        .await
+        .expect("searching")
+        .unwrap();
+    let sent = app.send_code("Login", TO).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(app.sms.all().is_empty());
+    handle.set_registered(true);
+    app.nth_sms(1).await;
+    app.await_status(sent["requestID"].as_str().unwrap(), "sent").await;
+}
+
+#[tokio::test]
+async fn a_pool_keeps_sending_when_one_modem_is_unplugged() {
+    let sims = vec![
+        SimOptions {
+            send_delay: Duration::from_millis(100),
+            handle: SimHandle::new(),
+            ..SimOptions::default()
+        },
+        SimOptions {
+            send_delay: Duration::from_millis(100),
+            handle: SimHandle::new(),
+            ..SimOptions::default()
+        },
+        SimOptions {
+            send_delay: Duration::from_millis(100),
+            handle: SimHandle::new(),
+            ..SimOptions::default()
+        },
+    ];
+    let handles: Vec<SimHandle> = sims.iter().map(|s| s.handle.clone()).collect();
+    let mut app = spawn_app_with_modems(sims, |_| {}).await;
+    for status in &mut app.modem_status {
+        tokio::time::timeout(PATIENCE, status.wait_for(|s| s.state == ModemState::Ready))
+            .await
+            .expect("ready")
+            .unwrap();
+    }
+    let numbers: Vec<String> = (0..12).map(|i| format!("+1321654{i:04}")).collect();
+    let mut ids = Vec::new();
+    for (i, number) in numbers.iter().enumerate() {
+        if i == 4 {
+            app.modems[1].unplug();
+        }
+        ids.push(app.send_code("Login", number).await["requestID"].as_str().unwrap().to_owned());
+    }
+    let all = app.sms.wait_for(numbers.len(), PATIENCE).await;
+    for (number, id) in numbers.iter().zip(&ids) {
+        let received: Vec<_> = all.iter().filter(|sms| &sms.number == number).collect();
+        assert!(!received.is_empty(), "{number} got nothing");
+        if received.len() > 1 {
+            let message = app.message(id).await;
+            assert!(message["history"].to_string().contains("may arrive twice"), "{message}");
+        }
+        let last = received.last().unwrap();
+        assert_eq!(app.verify("Login", number, &code_in(last)).await.0, 200);
+    }
+    let used: Vec<u64> = handles.iter().map(|h| h.stats().snapshot().sms_completed).collect();
+    assert!(used[0] > 0 && used[2] > 0, "the pool shares the work: {used:?}");
+}
