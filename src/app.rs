@@ -13,15 +13,22 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, Accounts, AppState};
+use crate::api::{self, Accounts, AppState, LiveAccounts, Ops};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
 use crate::modem::{spawn_modem, ModemHandle, ModemSettings};
 use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock, TextSealer};
 use crate::service::{Policy, TwoFactor};
 use crate::store::{Store, StoreError};
+use crate::systemd::{run_watchdog, Heartbeat, Liveness, Notifier};
 
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long shutdown waits for a modem to finish the SMS it is sending; the unit's
+/// `TimeoutStopSec=` leaves room for it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often systemd's `STATUS=` line is refreshed (sent only when it changed).
+const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -50,6 +57,37 @@ pub struct Application {
     modems: Vec<ModemHandle>,
     background: Vec<JoinHandle<()>>,
     stop: CancellationToken,
+    ops: Arc<Ops>,
+    reloader: Reloader,
+    liveness: Liveness,
+}
+
+/// Applies a reloaded config's accounts and limits; modems and storage stay as they
+/// are (changing those needs a restart).
+#[derive(Clone)]
+pub struct Reloader {
+    accounts: Arc<LiveAccounts>,
+    twofa: TwoFactor,
+    metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    pub fn apply(&self, config: &Config) {
+        let accounts = Accounts::from_config(&config.accounts);
+        let count = accounts.len();
+        self.accounts.replace(accounts);
+        self.twofa.set_policy(Policy {
+            otp: config.otp.clone(),
+            sms: config.sms.clone(),
+        });
+        self.metrics.reload_done("ok");
+        tracing::info!(accounts = count, "configuration reloaded: accounts and limits");
+    }
+
+    /// Count a reload that was refused (the caller logs why).
+    pub fn refused(&self) {
+        self.metrics.reload_done("error");
+    }
 }
 
 impl Application {
@@ -105,9 +143,14 @@ impl Application {
                 tracing::error!(error = %e, "the dispatcher stopped on a storage error");
             }
         }));
+        let purge_heartbeat = Heartbeat::new();
+        let mut liveness = Liveness::default();
+        // The purge loop turns every PURGE_INTERVAL; two missed turns mean it is stuck.
+        liveness.watch("purge", purge_heartbeat.clone(), PURGE_INTERVAL * 5 / 2);
         background.push(tokio::spawn(purge_expired(
             store.clone(),
             clock.clone(),
+            purge_heartbeat,
             stop.child_token(),
         )));
 
@@ -115,10 +158,30 @@ impl Application {
             otp: config.otp.clone(),
             sms: config.sms.clone(),
         };
-        let twofa = TwoFactor::new(store.clone(), CodeHasher::new(key), clock, policy, wake);
+        let twofa = TwoFactor::new(
+            store.clone(),
+            CodeHasher::new(key),
+            clock.clone(),
+            policy,
+            wake,
+        );
+        let ops = Arc::new(Ops {
+            store: store.clone(),
+            modems: modems.clone(),
+            clock,
+            metrics: Arc::new(Metrics::new()),
+            http_heartbeat: Heartbeat::new(),
+        });
+        let accounts = Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts)));
+        let reloader = Reloader {
+            accounts: accounts.clone(),
+            twofa: twofa.clone(),
+            metrics: ops.metrics.clone(),
+        };
         let state = AppState {
-            accounts: Arc::new(Accounts::from_config(&config.accounts)),
+            accounts,
             twofa,
+            ops: ops.clone(),
         };
         let router = api::router(state, config.http.max_body_bytes);
         let listener = TcpListener::bind(config.http.listen)
@@ -134,7 +197,69 @@ impl Application {
             modems,
             background,
             stop,
+            ops,
+            reloader,
+            liveness,
         })
+    }
+
+    /// What `/metrics` and `/modems` see.
+    pub fn ops(&self) -> Arc<Ops> {
+        self.ops.clone()
+    }
+
+    /// Applies reloaded configs (SIGHUP) to the running daemon.
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
+    }
+
+    /// Report to systemd: `STATUS=` lines while running, and `WATCHDOG=1` pings while
+    /// the loops make progress (when the unit sets `WatchdogSec=`). Call before
+    /// [`Application::run_until`]; the tasks end with the daemon.
+    pub fn supervise(&mut self, notifier: Arc<Notifier>) {
+        if !notifier.is_enabled() {
+            return;
+        }
+        let ops = self.ops.clone();
+        let stop = self.stop.child_token();
+        let status_notifier = notifier.clone();
+        self.background.push(tokio::spawn(async move {
+            let mut last = String::new();
+            let mut tick = tokio::time::interval(STATUS_INTERVAL);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let sampled = ops.clone();
+                let Ok(line) = tokio::task::spawn_blocking(move || sampled.status_line()).await
+                else {
+                    continue;
+                };
+                if line != last {
+                    status_notifier.status(&line);
+                    last = line;
+                }
+            }
+        }));
+        if let Some(timeout) = crate::systemd::watchdog_timeout() {
+            let ops = self.ops.clone();
+            let probe = move || {
+                let ops = ops.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || ops.store_answers())
+                        .await
+                        .unwrap_or(false)
+                }
+            };
+            self.background.push(tokio::spawn(run_watchdog(
+                notifier,
+                timeout,
+                self.liveness.clone(),
+                probe,
+                self.stop.child_token(),
+            )));
+        }
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -161,19 +286,44 @@ impl Application {
         for task in self.background {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
+        // A modem task ends (dropping its status sender) once the SMS it may be
+        // sending is answered; wait for that, within bounds, before flushing.
+        let drained = tokio::time::timeout(
+            DRAIN_TIMEOUT,
+            all_modems_stopped(self.modems.iter().map(|m| m.status.clone())),
+        )
+        .await;
+        if drained.is_err() {
+            tracing::warn!("a modem was still busy after {DRAIN_TIMEOUT:?}; stopping anyway");
+        }
         self.store.flush_now()?;
         tracing::info!("sms2fa stopped");
         served.map_err(StartError::Serve)
     }
 }
 
-async fn purge_expired(store: Store, clock: Arc<dyn Clock>, stop: CancellationToken) {
+/// Resolves when every modem task has ended (its status channel closed).
+async fn all_modems_stopped(
+    statuses: impl Iterator<Item = tokio::sync::watch::Receiver<crate::modem::ModemStatus>>,
+) {
+    for mut status in statuses {
+        while status.changed().await.is_ok() {}
+    }
+}
+
+async fn purge_expired(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    heartbeat: Heartbeat,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(PURGE_INTERVAL);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
+        heartbeat.beat();
         let store = store.clone();
         let now = clock.now();
         let purge = move || -> Result<usize, crate::store::StoreError> {

@@ -1,14 +1,19 @@
 //! The `sms2fa` command: parse the command line, load the config, start, wait for a
 //! signal. Everything else lives in the library.
 
-use std::path::PathBuf;
+mod cli;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use sms2fa::app::Application;
+use sms2fa::app::{Application, Reloader};
 use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
 use sms2fa::sim::{SimOptions, SimPort, SmsLog};
+use sms2fa::systemd::Notifier;
 
 #[derive(Parser)]
 #[command(
@@ -47,6 +52,48 @@ enum Command {
         #[arg(long, default_value = "/etc/sms2fa/sms2fa.toml")]
         config: PathBuf,
     },
+    /// Print the `token_sha256` value of a token (read from standard input, or --token).
+    HashToken {
+        /// The token; prefer standard input, which keeps it out of the shell history.
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// Run the simulated modem on a pseudo-terminal until Ctrl-C.
+    SimulateModem {
+        /// Where the modem's device appears (a symlink to the pty), e.g. /tmp/gsm-sim.
+        #[arg(long)]
+        link: PathBuf,
+        /// Also append each SMS, as a JSON line, to this file.
+        #[arg(long)]
+        sms_log: Option<PathBuf>,
+        /// Make the simulated SIM ask for this PIN.
+        #[arg(long)]
+        pin: Option<String>,
+        /// Radio time per SMS, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        send_delay_ms: u64,
+    },
+    /// Talk to a modem directly (stop the daemon first: the port is opened exclusively).
+    Modem {
+        #[command(subcommand)]
+        command: ModemCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModemCommand {
+    /// Initialise a modem and print its model, firmware, IMEI, SIM, operator,
+    /// registration and signal.
+    Probe {
+        /// The modem's AT port, e.g. /dev/gsm-modem or /dev/ttyUSB2.
+        #[arg(long)]
+        device: PathBuf,
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        /// The SIM's PIN, if it asks for one.
+        #[arg(long)]
+        pin: Option<String>,
+    },
 }
 
 const DEMO_SID: &str = "ACdemo";
@@ -76,18 +123,70 @@ fn main() -> anyhow::Result<()> {
             if simulate {
                 runtime.block_on(serve_simulated(state_dir, listen))
             } else {
-                let config = Config::load(&config)?;
-                runtime.block_on(serve(config))
+                let parsed = Config::load(&config)?;
+                runtime.block_on(serve(parsed, config))
             }
+        }
+        Command::HashToken { token } => cli::hash_token::run(token),
+        Command::SimulateModem {
+            link,
+            sms_log,
+            pin,
+            send_delay_ms,
+        } => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cli::simulate::run(cli::simulate::Args {
+                link,
+                sms_log,
+                pin,
+                send_delay: Duration::from_millis(send_delay_ms),
+            }))
+        }
+        Command::Modem {
+            command: ModemCommand::Probe { device, baud, pin },
+        } => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cli::probe::run(cli::probe::Args { device, baud, pin }))
         }
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, path: PathBuf) -> anyhow::Result<()> {
     sms2fa::telemetry::init(&config.log.filter)?;
-    let app = Application::build(&config).await?;
-    app.run_until(shutdown_signal()).await?;
+    let notifier = Arc::new(Notifier::from_env()?);
+    let mut app = Application::build(&config).await?;
+    app.supervise(notifier.clone());
+    tokio::spawn(reload_on_hangup(path, app.reloader(), notifier.clone()));
+    // The store is open and the listener bound: requests are served from here on.
+    notifier.ready();
+    app.run_until(shutdown_signal(notifier)).await?;
     Ok(())
+}
+
+/// SIGHUP: read the config file again and apply its accounts and limits. A broken file
+/// is refused whole and the running config stays.
+async fn reload_on_hangup(path: PathBuf, reloader: Reloader, notifier: Arc<Notifier>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; reload needs a restart");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        notifier.reloading();
+        match Config::load(Path::new(&path)) {
+            Ok(config) => reloader.apply(&config),
+            Err(e) => {
+                reloader.refused();
+                tracing::error!(error = %e, "configuration reload refused; the running configuration stays");
+            }
+        }
+        notifier.ready();
+    }
 }
 
 async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> {
@@ -114,7 +213,10 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
         token_sha256: None,
     }];
     config.modems = vec![ModemConfig::new("simulator", modem.path().to_owned())];
-    let app = Application::build(&config).await?;
+    let notifier = Arc::new(Notifier::from_env()?);
+    let mut app = Application::build(&config).await?;
+    app.supervise(notifier.clone());
+    notifier.ready();
     let addr = app.local_addr();
     println!("sms2fa is running with a simulated modem (Ctrl-C to stop)");
     println!("  listening on   http://{addr}");
@@ -129,13 +231,13 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
     println!(
         "  curl -u {DEMO_SID}:{DEMO_TOKEN} -H 'Content-Type: application/json' \\\n    -d '{{\"service\":\"Demo\",\"from\":\"+15550000000\",\"to\":\"+15551234567\",\"body\":\"Your code is {{code}}\"}}' \\\n    http://{addr}/2fa/send"
     );
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(shutdown_signal(notifier)).await?;
     drop(modem);
     Ok(())
 }
 
-/// SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM; tells systemd that we are stopping.
+async fn shutdown_signal(notifier: Arc<Notifier>) {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -151,5 +253,6 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
     }
+    notifier.stopping();
     tracing::info!("shutting down");
 }

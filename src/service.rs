@@ -90,7 +90,8 @@ pub struct TwoFactor {
     store: Store,
     hasher: CodeHasher,
     clock: Arc<dyn Clock>,
-    policy: Arc<Policy>,
+    /// Swapped whole by [`TwoFactor::set_policy`] (SIGHUP).
+    policy: Arc<std::sync::RwLock<Arc<Policy>>>,
     /// Wakes the dispatcher when a message is queued.
     queued: Arc<Notify>,
 }
@@ -107,27 +108,44 @@ impl TwoFactor {
             store,
             hasher,
             clock,
-            policy: Arc::new(policy),
+            policy: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
             queued,
         }
     }
 
+    /// The policy in force; a request keeps the one it read first.
+    fn policy(&self) -> Arc<Policy> {
+        // The lock only guards a pointer swap: a poisoned lock still holds a whole value.
+        self.policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Apply new limits (a config reload); codes already issued keep their expiry.
+    pub fn set_policy(&self, policy: Policy) {
+        *self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+    }
+
     /// Generate a code, store its hash and queue its SMS; returns once both are durable.
     pub async fn send(&self, account: &str, request: &SendRequest) -> Result<Issued, IssueError> {
-        if !destination_allowed(&self.policy.otp.allowed_prefixes, request.to.as_str()) {
+        if !destination_allowed(&self.policy().otp.allowed_prefixes, request.to.as_str()) {
             return Err(IssueError::DestinationNotAllowed);
         }
-        let code = OtpCode::generate(self.policy.otp.code_length);
+        let code = OtpCode::generate(self.policy().otp.code_length);
         let text = request.body.render(&code);
         let plan = sms::plan(&text);
-        if plan.parts > self.policy.sms.max_parts {
+        if plan.parts > self.policy().sms.max_parts {
             return Err(IssueError::BodyTooLong {
                 parts_needed: plan.parts,
-                max_parts: self.policy.sms.max_parts,
+                max_parts: self.policy().sms.max_parts,
             });
         }
         let now = self.clock.now();
-        let ttl = i64::try_from(self.policy.otp.ttl_secs).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(self.policy().otp.ttl_secs).unwrap_or(i64::MAX);
         let expires_at = now + chrono::Duration::seconds(ttl);
         let scope = scope(account, &request.service, &request.to);
         let message_id = new_message_id();
@@ -137,7 +155,7 @@ impl TwoFactor {
                 created_at: now,
                 expires_at,
                 attempts: 0,
-                max_attempts: self.policy.otp.max_attempts,
+                max_attempts: self.policy().otp.max_attempts,
                 message_id: message_id.clone(),
             },
             message: OutboundMessage {
@@ -154,8 +172,8 @@ impl TwoFactor {
             to_masked: request.to.masked(),
             scope,
         };
-        let limits = SendLimits::from_config(&self.policy.otp);
-        let lock = LockPolicy::from_config(&self.policy.otp);
+        let limits = SendLimits::from_config(&self.policy().otp);
+        let lock = LockPolicy::from_config(&self.policy().otp);
         if let Err(refusal) = self.store.issue_code(&new, &limits, &lock)? {
             tracing::info!(to = %request.to, service = request.service.as_str(), refusal = ?refusal, "send refused by a limit");
             return Err(IssueError::Limited(refusal));
@@ -180,7 +198,7 @@ impl TwoFactor {
         // and a used one cost the same work.
         let candidate = self.hasher.hash(&scope.to_key(), &request.code);
         let now = self.clock.now();
-        let lock = LockPolicy::from_config(&self.policy.otp);
+        let lock = LockPolicy::from_config(&self.policy().otp);
         let verdict = self.store.attempt(&scope, now, &lock, |state, stored| {
             judge_attempt(state, now, || candidate.ct_eq(stored).into())
         })?;
@@ -212,7 +230,7 @@ impl TwoFactor {
         service: &ServiceName,
         number: &PhoneNumber,
     ) -> Result<bool, StoreError> {
-        let lock = LockPolicy::from_config(&self.policy.otp);
+        let lock = LockPolicy::from_config(&self.policy().otp);
         let was_locked =
             self.store
                 .unlock(&scope(account, service, number), self.clock.now(), &lock)?;

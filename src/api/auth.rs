@@ -1,6 +1,7 @@
 //! HTTP Basic authentication against the configured accounts (SID : auth token).
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use axum::http::{header, HeaderMap};
 use base64::Engine;
@@ -46,6 +47,14 @@ impl Accounts {
         Self { by_sid }
     }
 
+    pub fn len(&self) -> usize {
+        self.by_sid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_sid.is_empty()
+    }
+
     /// The SID of the caller, or 401. The token comparison is constant-time and runs
     /// for unknown SIDs too, so timing does not reveal which SIDs exist.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
@@ -62,6 +71,38 @@ impl Accounts {
         } else {
             Err(ApiError::unauthorized())
         }
+    }
+}
+
+/// The accounts in force. SIGHUP swaps in a new set; a request in flight keeps the
+/// set it started with.
+#[derive(Debug, Default)]
+pub struct LiveAccounts {
+    current: RwLock<Arc<Accounts>>,
+}
+
+impl LiveAccounts {
+    pub fn new(accounts: Accounts) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(accounts)),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Accounts> {
+        // The lock only guards a pointer swap, so a poisoned lock still holds a
+        // complete value.
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, accounts: Accounts) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(accounts);
+    }
+
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        self.current().authenticate(headers)
     }
 }
 

@@ -64,6 +64,11 @@ impl ApiError {
     }
 }
 
+/// The machine error code of an error answer, left in the response's extensions so
+/// the metrics middleware can count refusals by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = json!({
@@ -78,6 +83,7 @@ impl IntoResponse for ApiError {
             map.extend(self.extra);
         }
         let mut response = (self.status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.error));
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -29,13 +29,20 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        let mut offset = self.offset.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut offset = self
+            .offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *offset += by;
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + *self.offset.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        Utc::now()
+            + *self
+                .offset
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -1,10 +1,36 @@
 //! The pure SMS layer: phone numbers, GSM 03.38 / UCS-2 text coding, splitting into
 //! concatenated parts, SMS-SUBMIT encoding and SMS-STATUS-REPORT decoding
-//! (3GPP TS 23.038 / 23.040). No IO, no async.
+//! (3GPP TS 23.038 / 23.040), plus the decoders and encoders the simulated modem needs
+//! (`decode_submit`, `encode_status_report`) and the strings of text mode
+//! (`text_mode_submit`). No IO, no async.
 
+mod address;
+mod gsm7;
 mod phone;
+mod reader;
+mod split;
+mod status_report;
+mod submit;
+mod text_mode;
+mod timestamp;
+mod ucs2;
+mod udh;
+mod validity;
 
+#[cfg(test)]
+mod proptests;
+
+pub use gsm7::septet_len;
 pub use phone::{PhoneNumber, PhoneNumberError};
+pub use split::{
+    plan_with, GSM7_CONCAT16, GSM7_CONCAT8, GSM7_SINGLE, UCS2_CONCAT16, UCS2_CONCAT8, UCS2_SINGLE,
+};
+pub use status_report::{encode_status_report, ReportEncodeError};
+pub use text_mode::{
+    csmp_params, text_mode_submit, CsmpParams, TextCharset, TextModeSubmit, TODA_INTERNATIONAL,
+};
+pub use timestamp::TimestampError;
+pub use validity::{relative_validity, relative_vp};
 
 use std::time::Duration;
 
@@ -91,23 +117,28 @@ pub enum DecodeError {
 }
 
 /// The coding and part count a text would be sent with (for refusing over-long texts
-/// at the API before anything is stored).
+/// at the API before anything is stored): exactly the number of PDUs `encode_submit`
+/// makes with the default 8-bit reference. An empty text plans 0 parts (and does not
+/// encode). See [`plan_with`] for the 16-bit reference, which can need one part more.
 pub fn plan(text: &str) -> MessagePlan {
-    let _ = text;
-    todo!("sms: plan")
+    plan_with(text, false)
 }
 
 /// Encode `text` for `to` as one or more SMS-SUBMIT PDUs. `reference` is the
 /// concatenation reference used when the text needs several parts (the caller rotates it
 /// per message; only its low 8 bits are used unless `opts.concat_ref16`).
+///
+/// GSM 7-bit when every character is in the default alphabet or its extension table,
+/// else UCS-2; no character is ever dropped or approximated. Parts hold at most
+/// 160/153/152 septets or 70/67/66 UTF-16 units (single, 8-bit and 16-bit reference),
+/// and an ESC pair or a surrogate pair is never cut between two parts.
 pub fn encode_submit(
     to: &PhoneNumber,
     text: &str,
     reference: u16,
     opts: &SubmitOptions,
 ) -> Result<Vec<SubmitPdu>, EncodeError> {
-    let _ = (to, text, reference, opts);
-    todo!("sms: encode_submit")
+    submit::encode_submit(to, text, reference, opts)
 }
 
 /// What the simulated modem (or a test) reads back out of an SMS-SUBMIT.
@@ -134,10 +165,11 @@ pub struct ConcatInfo {
     pub sequence: u8,
 }
 
-/// Decode an SMS-SUBMIT PDU (SMSC field + TPDU).
+/// Decode an SMS-SUBMIT PDU (SMSC field + TPDU). Never panics, whatever the bytes.
+/// Reads GSM 7-bit and UCS-2 text (8-bit data and compression are `Invalid`); a lone
+/// surrogate in UCS-2 reads as U+FFFD.
 pub fn decode_submit(pdu: &[u8]) -> Result<DecodedSubmit, DecodeError> {
-    let _ = pdu;
-    todo!("sms: decode_submit")
+    submit::decode_submit(pdu)
 }
 
 /// The outcome a status report gives (TP-ST).
@@ -156,14 +188,16 @@ pub enum DeliveryStatus {
 pub struct StatusReport {
     pub message_reference: u8,
     pub recipient: String,
-    /// SC timestamp and discharge time, RFC 3339.
+    /// SC timestamp and discharge time, RFC 3339 with the offset the PDU carried
+    /// (`2011-01-11T17:59:15+01:00`); the two-digit year is read as 2000–2099.
     pub service_centre_time: String,
     pub discharge_time: String,
     pub status: DeliveryStatus,
 }
 
 /// Decode an SMS-STATUS-REPORT PDU (SMSC field + TPDU). Never panics, whatever the bytes.
+/// The recipient reads as `+digits` (international), `digits` (other numbering) or the
+/// text of an alphanumeric address.
 pub fn decode_status_report(pdu: &[u8]) -> Result<StatusReport, DecodeError> {
-    let _ = pdu;
-    todo!("sms: decode_status_report")
+    status_report::decode_status_report(pdu)
 }

@@ -1,0 +1,308 @@
+//! Operator routes: `/readyz`, `/metrics`, `/modems`, `/openapi.json`, and the
+//! middleware that times every request and counts send / verify outcomes.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tracing::Instrument;
+
+use super::error::ErrorCode;
+use super::{ApiError, AppState};
+use crate::at::RegState;
+use crate::metrics::{Metrics, ModemSample, Sample};
+use crate::modem::{ModemHandle, ModemState, ModemStatus};
+use crate::otp::Clock;
+use crate::store::Store;
+use crate::systemd::Heartbeat;
+
+/// The API description, the source of `GET /openapi.json`.
+pub const OPENAPI_YAML: &str = include_str!("../../docs/openapi.yaml");
+
+/// What the operator routes look at.
+#[derive(Clone)]
+pub struct Ops {
+    pub store: Store,
+    pub modems: Vec<ModemHandle>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    /// Beaten by every HTTP request (a sign of life for the watchdog's log).
+    pub http_heartbeat: Heartbeat,
+}
+
+impl Ops {
+    /// The gauges of this moment. Reads the store, so call it off the async threads.
+    pub fn sample(&self) -> Sample {
+        let now = self.clock.now();
+        let overdue = match self.store.next_due() {
+            Ok(Some(due)) => (now - due).to_std().ok(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the outbox for metrics");
+                None
+            }
+        };
+        Sample {
+            modems: self.modems.iter().map(modem_sample).collect(),
+            queue_depth: self.store.queue_depth(),
+            queue_oldest_overdue: overdue,
+        }
+    }
+
+    /// Whether the store answers a read.
+    pub fn store_answers(&self) -> bool {
+        self.store.next_due().is_ok()
+    }
+
+    /// `STATUS=` for systemd: "dongle0: ready, -71 dBm, 12 sent; 3 queued".
+    pub fn status_line(&self) -> String {
+        let sample = self.sample();
+        let modems: Vec<String> = sample
+            .modems
+            .iter()
+            .map(|modem| {
+                let mut parts = vec![modem.state.to_owned()];
+                if let Some(registration) = modem.registration {
+                    parts.push(registration.replace('_', " "));
+                }
+                if let Some(dbm) = modem.signal_dbm {
+                    parts.push(format!("signal {dbm} dBm"));
+                }
+                parts.push(format!("{} sent", modem.sent));
+                format!("{}: {}", modem.name, parts.join(", "))
+            })
+            .collect();
+        format!("{}; {} queued", modems.join("; "), sample.queue_depth)
+    }
+}
+
+fn modem_sample(handle: &ModemHandle) -> ModemSample {
+    let status = handle.status.borrow();
+    ModemSample {
+        name: handle.name.clone(),
+        state: state_name(status.state),
+        sent: status.sent,
+        failed: status.failed,
+        signal_dbm: status.health.signal_dbm,
+        registration: status.health.registration.map(registration_name),
+        registered: status.health.registered(),
+        last_sent_at: status.last_sent_at,
+    }
+}
+
+pub fn state_name(state: ModemState) -> &'static str {
+    match state {
+        ModemState::Connecting => "connecting",
+        ModemState::Searching => "searching",
+        ModemState::Ready => "ready",
+        ModemState::Sending => "sending",
+        ModemState::Fatal => "fatal",
+    }
+}
+
+pub fn registration_name(state: RegState) -> &'static str {
+    match state {
+        RegState::NotRegistered => "not_registered",
+        RegState::Home => "home",
+        RegState::Searching => "searching",
+        RegState::Denied => "denied",
+        RegState::Unknown => "unknown",
+        RegState::Roaming => "roaming",
+        RegState::HomeSmsOnly => "home_sms_only",
+        RegState::RoamingSmsOnly => "roaming_sms_only",
+        RegState::EmergencyOnly => "emergency_only",
+    }
+}
+
+/// An IMEI with its serial number hidden: the type allocation code (first 8 digits,
+/// which names the model) and the last 2 stay, so an operator can still tell two
+/// dongles apart.
+pub fn mask_imei(imei: &str) -> String {
+    let chars: Vec<char> = imei.chars().collect();
+    if chars.len() < 12 {
+        return "*".repeat(chars.len());
+    }
+    let tail = chars.len() - 2;
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, c)| if i < 8 || i >= tail { *c } else { '*' })
+        .collect()
+}
+
+/// `GET /readyz`: 200 when the store answers and at least one modem can send.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let ops = state.ops.clone();
+    let store_ok = tokio::task::spawn_blocking(move || ops.store_answers())
+        .await
+        .unwrap_or(false);
+    let ready_modems: Vec<&str> = state
+        .ops
+        .modems
+        .iter()
+        .filter(|m| {
+            matches!(
+                m.status.borrow().state,
+                ModemState::Ready | ModemState::Sending
+            )
+        })
+        .map(|m| m.name.as_str())
+        .collect();
+    let ready = store_ok && !ready_modems.is_empty();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "code": status.as_u16(),
+        "status": if ready { "ready" } else { "not_ready" },
+        "store": if store_ok { "ok" } else { "failing" },
+        "modems_ready": ready_modems,
+    });
+    (status, Json(body)).into_response()
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let ops = state.ops.clone();
+    let sample = tokio::task::spawn_blocking(move || ops.sample())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "sampling metrics panicked");
+            ApiError::internal()
+        })?;
+    let body = state.ops.metrics.render(&sample);
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// `GET /modems` (authenticated): what each modem is and how it is doing.
+pub async fn modems(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    state.accounts.authenticate(&headers)?;
+    let ops = state.ops.clone();
+    let queued = tokio::task::spawn_blocking(move || ops.store.queue_depth())
+        .await
+        .map_err(|_| ApiError::internal())?;
+    let modems: Vec<Value> = state
+        .ops
+        .modems
+        .iter()
+        .map(|handle| modem_json(&handle.name, &handle.status.borrow()))
+        .collect();
+    Ok(Json(
+        json!({"code": 200, "queued": queued, "modems": modems}),
+    ))
+}
+
+fn modem_json(name: &str, status: &ModemStatus) -> Value {
+    let identity = &status.identity;
+    json!({
+        "name": name,
+        "state": state_name(status.state),
+        "manufacturer": identity.manufacturer,
+        "model": identity.model,
+        "firmware": identity.firmware,
+        "imei": identity.imei.as_deref().map(mask_imei),
+        "operator": status.health.operator,
+        "registration": status.health.registration.map(registration_name),
+        "signal_dbm": status.health.signal_dbm,
+        "sent": status.sent,
+        "failed": status.failed,
+        "last_sent_at": status
+            .last_sent_at
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "last_error": status.last_error,
+    })
+}
+
+/// `GET /openapi.json`: `docs/openapi.yaml`, converted once.
+pub async fn openapi() -> Result<Json<Value>, ApiError> {
+    openapi_document().map(Json).ok_or_else(|| {
+        tracing::error!("the embedded OpenAPI description does not parse");
+        ApiError::internal()
+    })
+}
+
+/// The embedded description as JSON; `None` if the YAML is broken (a test guards it).
+pub fn openapi_document() -> Option<Value> {
+    static DOCUMENT: OnceLock<Option<Value>> = OnceLock::new();
+    DOCUMENT
+        .get_or_init(|| serde_norway::from_str(OPENAPI_YAML).ok())
+        .clone()
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a sane token (so logs of both sides join),
+/// else a fresh random one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
+        .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
+}
+
+/// Times each request by route template and counts send / verify outcomes from the
+/// error code the handlers attach to their answers.
+pub async fn track(State(ops): State<Arc<Ops>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let request_id = request_id(request.headers());
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = response.status();
+    let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
+    match (route.as_str(), code) {
+        ("/2fa/send", None) if response.headers().contains_key("idempotent-replayed") => {
+            ops.metrics.send_answered("replayed", "")
+        }
+        ("/2fa/send", None) if status.is_success() => ops.metrics.send_answered("accepted", ""),
+        ("/2fa/send", Some(code)) => ops.metrics.send_answered("refused", code),
+        ("/2fa/verify", None) if status.is_success() => ops.metrics.verify_answered("approved"),
+        ("/2fa/verify", Some(code)) => ops.metrics.verify_answered(code),
+        _ => {}
+    }
+    ops.metrics
+        .observe_http(&method, &route, status.as_u16(), started.elapsed());
+    ops.http_heartbeat.beat();
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imei_keeps_model_code_and_last_digits() {
+        assert_eq!(mask_imei("356938035643809"), "35693803*****09");
+        assert_eq!(mask_imei("12345"), "*****");
+    }
+
+    #[test]
+    fn the_embedded_description_parses() {
+        let document = openapi_document().expect("docs/openapi.yaml parses");
+        assert_eq!(document["openapi"], "3.1.0");
+    }
+}
