@@ -81,7 +81,10 @@ impl Reloader {
             sms: config.sms.clone(),
         });
         self.metrics.reload_done("ok");
-        tracing::info!(accounts = count, "configuration reloaded: accounts and limits");
+        tracing::info!(
+            accounts = count,
+            "configuration reloaded: accounts and limits"
+        );
     }
 
     /// Count a reload that was refused (the caller logs why).
@@ -119,7 +122,7 @@ impl Application {
             .modems
             .iter()
             .map(|modem| {
-                let settings = ModemSettings::from_config(modem, config.sms.max_parts);
+                let settings = ModemSettings::from_config(modem, &config.sms);
                 spawn_modem(
                     settings,
                     wake.clone(),

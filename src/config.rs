@@ -151,12 +151,16 @@ pub struct SmsConfig {
     /// A text that needs more concatenated parts than this is refused at `/2fa/send`.
     #[serde(default = "default_max_parts")]
     pub max_parts: usize,
+    /// Use the 16-bit concatenation reference (IE 0x08) instead of the 8-bit one.
+    #[serde(default)]
+    pub concat_reference_16bit: bool,
 }
 
 impl Default for SmsConfig {
     fn default() -> Self {
         Self {
             max_parts: default_max_parts(),
+            concat_reference_16bit: false,
         }
     }
 }
@@ -220,10 +224,23 @@ pub struct ModemConfig {
     /// Seconds between signal and registration checks while idle.
     #[serde(default = "default_health_interval_secs")]
     pub health_interval_secs: u64,
+    /// `pdu` (default) or `text`, for the rare modem without PDU mode (single-part SMS
+    /// only).
+    #[serde(default)]
+    pub mode: SmsMode,
     /// How long `AT+CMGS` may take before the send counts as unanswered (the radio
     /// needs seconds; networks under load, tens of seconds).
     #[serde(default = "default_send_timeout_secs")]
     pub send_timeout_secs: u64,
+}
+
+/// How a modem is told to send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsMode {
+    #[default]
+    Pdu,
+    Text,
 }
 
 fn default_send_timeout_secs() -> u64 {
@@ -247,6 +264,7 @@ impl ModemConfig {
             delivery_reports: false,
             health_interval_secs: default_health_interval_secs(),
             send_timeout_secs: default_send_timeout_secs(),
+            mode: SmsMode::Pdu,
         }
     }
 }
@@ -444,6 +462,12 @@ impl Config {
             if modem.health_interval_secs == 0 {
                 return Err(at("health_interval_secs", "must be at least 1"));
             }
+            if modem.mode == SmsMode::Text && self.sms.max_parts > 1 {
+                return Err(at(
+                    "mode",
+                    "text mode sends single-part SMS only: also set `max_parts = 1` in [sms]",
+                ));
+            }
             if !(1..=300).contains(&modem.send_timeout_secs) {
                 return Err(at("send_timeout_secs", "must be 1 to 300"));
             }
@@ -613,6 +637,17 @@ number = "+13216549878"
         let message = parse(&source).unwrap_err().to_string();
         assert!(message.contains("`modem[1].number`"), "{message}");
         assert!(message.contains("line 27"), "{message}");
+    }
+
+    #[test]
+    fn text_mode_needs_single_part_messages() {
+        let text = GOOD.replace("baud = 115200", "baud = 115200\nmode = \"text\"");
+        let message = parse(&text).unwrap_err().to_string();
+        assert!(message.contains("`modem[0].mode`") && message.contains("max_parts = 1"), "{message}");
+        let fixed = format!("[sms]\nmax_parts = 1\n{text}");
+        assert_eq!(parse(&fixed).unwrap().modems[0].mode, SmsMode::Text);
+        let wrong = GOOD.replace("baud = 115200", "baud = 115200\nmode = \"binary\"");
+        assert!(parse(&wrong).unwrap_err().to_string().contains("binary"));
     }
 
     #[test]

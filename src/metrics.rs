@@ -269,7 +269,10 @@ fn render_modems(out: &mut String, modems: &[ModemSample]) {
     );
     for modem in modems {
         let registration = modem.registration.unwrap_or("unknown");
-        let labels = [("modem", modem.name.as_str()), ("registration", registration)];
+        let labels = [
+            ("modem", modem.name.as_str()),
+            ("registration", registration),
+        ];
         let value = if modem.registered { 1.0 } else { 0.0 };
         line(out, "sms2fa_modem_registered", &labels, value);
     }

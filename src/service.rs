@@ -137,7 +137,7 @@ impl TwoFactor {
         }
         let code = OtpCode::generate(self.policy().otp.code_length);
         let text = request.body.render(&code);
-        let plan = sms::plan(&text);
+        let plan = sms::plan_with(&text, self.policy().sms.concat_reference_16bit);
         if plan.parts > self.policy().sms.max_parts {
             return Err(IssueError::BodyTooLong {
                 parts_needed: plan.parts,

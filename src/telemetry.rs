@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(text, "modem link down modem=dongle0 message_id=SM1");
         assert_eq!(
             extra,
-            vec![("modem", "dongle0".to_owned()), ("message_id", "SM1".to_owned())]
+            vec![
+                ("modem", "dongle0".to_owned()),
+                ("message_id", "SM1".to_owned())
+            ]
         );
     }
 }

@@ -216,7 +216,10 @@ fn probe_reads_a_simulated_modem() {
         .expect("start simulate-modem");
     let deadline = Instant::now() + Duration::from_secs(20);
     while !link.exists() {
-        assert!(Instant::now() < deadline, "the simulator never made {link:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the simulator never made {link:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 

@@ -63,7 +63,9 @@ fn parse_terms(line: &str) -> Result<Vec<Term>, String> {
         rest = rest[op.len()..]
             .strip_prefix('"')
             .ok_or_else(|| format!("{key}: value not quoted"))?;
-        let close = rest.find('"').ok_or_else(|| format!("{key}: unclosed quote"))?;
+        let close = rest
+            .find('"')
+            .ok_or_else(|| format!("{key}: unclosed quote"))?;
         let value = rest[..close].to_owned();
         rest = rest[close + 1..].trim_start();
         if let Some(after) = rest.strip_prefix(',') {

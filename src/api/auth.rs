@@ -160,6 +160,20 @@ mod tests {
     }
 
     #[test]
+    fn live_accounts_swap_whole() {
+        let live = LiveAccounts::new(accounts());
+        assert!(live.authenticate(&basic("AC1:secret")).is_ok());
+        live.replace(Accounts::from_config(&[AccountConfig {
+            sid: "AC3".into(),
+            token: Some("new".into()),
+            token_sha256: None,
+        }]));
+        assert!(live.authenticate(&basic("AC1:secret")).is_err());
+        assert_eq!(live.authenticate(&basic("AC3:new")).unwrap(), "AC3");
+        assert_eq!(live.current().len(), 1);
+    }
+
+    #[test]
     fn refuses_wrong_or_missing_credentials() {
         let accounts = accounts();
         assert!(accounts.authenticate(&basic("AC1:wrong")).is_err());

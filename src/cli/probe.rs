@@ -34,7 +34,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("device        {}", args.device.display());
     let identity = tokio::time::timeout(
         INIT_TIMEOUT,
-        initialize(&mut session, args.pin.as_deref(), &mut guard, false),
+        initialize(
+            &mut session,
+            args.pin.as_deref(),
+            &mut guard,
+            false,
+            sms2fa::config::SmsMode::Pdu,
+        ),
     )
     .await
     .context("the modem did not finish initialising in time")?;

@@ -24,9 +24,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         send_delay: args.send_delay,
         ..SimOptions::default()
     };
-    let port = SimPort::plug(args.link.clone(), options, log.clone())
-        .with_context(|| format!("cannot create the simulated modem at {}", args.link.display()))?;
-    println!("simulated modem on {} (Ctrl-C to stop)", port.path().display());
+    let port = SimPort::plug(args.link.clone(), options, log.clone()).with_context(|| {
+        format!(
+            "cannot create the simulated modem at {}",
+            args.link.display()
+        )
+    })?;
+    println!(
+        "simulated modem on {} (Ctrl-C to stop)",
+        port.path().display()
+    );
     if let Some(tty) = port.tty() {
         println!("  pseudo-terminal {}", tty.display());
     }
@@ -34,10 +41,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("  the SIM wants PIN {pin}");
     }
     match &args.sms_log {
-        Some(path) => println!("  SMS are appended to {} (one JSON line each) and shown here", path.display()),
+        Some(path) => println!(
+            "  SMS are appended to {} (one JSON line each) and shown here",
+            path.display()
+        ),
         None => println!("  SMS are shown here"),
     }
-    println!("Point a [[modem]] at it: device = \"{}\"", port.path().display());
+    println!(
+        "Point a [[modem]] at it: device = \"{}\"",
+        port.path().display()
+    );
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     let mut shown = 0;

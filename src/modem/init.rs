@@ -8,6 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::session::{AtSession, CommandError};
 use crate::at::{parse_cpin, ErrorCode, FinalResult, SimState};
+use crate::config::SmsMode;
 
 pub(super) const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const ATTENTION_TRIES: u32 = 5;
@@ -66,12 +67,14 @@ pub struct PinGuard {
     refused: bool,
 }
 
-/// The whole init sequence. `want_reports` sets up `+CDS` routing.
+/// The whole init sequence. `want_reports` sets up `+CDS` routing; `mode` picks PDU
+/// or text mode (`AT+CMGF`).
 pub async fn initialize<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut AtSession<S>,
     pin: Option<&str>,
     guard: &mut PinGuard,
     want_reports: bool,
+    mode: SmsMode,
 ) -> Result<ModemIdentity, InitError> {
     // A killed process may have left the modem at the `> ` prompt: ESC, never Ctrl-Z.
     session.cancel_prompt().await?;
@@ -82,7 +85,11 @@ pub async fn initialize<S: AsyncRead + AsyncWrite + Unpin>(
     optional(session.command("AT+CMEE=1", QUERY_TIMEOUT).await)?;
     unlock_sim(session, pin, guard).await?;
     let identity = identify(session).await?;
-    session.command("AT+CMGF=0", QUERY_TIMEOUT).await?;
+    let cmgf = match mode {
+        SmsMode::Pdu => "AT+CMGF=0",
+        SmsMode::Text => "AT+CMGF=1",
+    };
+    session.command(cmgf, QUERY_TIMEOUT).await?;
     // Phase 2 (CSMS=0): status reports need no AT+CNMA acknowledgement.
     optional(session.command("AT+CSMS=0", QUERY_TIMEOUT).await)?;
     if want_reports {

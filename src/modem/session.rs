@@ -113,17 +113,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
         }
     }
 
-    /// Send one SMS-SUBMIT PDU with `AT+CMGS` and return the TP-MR the network gave it.
-    /// A failure says whether the PDU had already been written (then the SMS may have
-    /// gone out although no answer came).
-    pub async fn send_pdu(
-        &mut self,
-        tpdu_len: usize,
-        pdu_hex: &str,
-        timeout: Duration,
-    ) -> Result<u8, SendPduError> {
+    /// Send one SMS with `command` (`AT+CMGS=<len>` in PDU mode, `AT+CMGS="<da>"` in
+    /// text mode), `body` after the `> ` prompt and Ctrl-Z, and return the TP-MR the
+    /// network gave it. A failure says whether the body had already been written (then
+    /// the SMS may have gone out although no answer came).
+    pub async fn submit(&mut self, command: &str, body: &str, timeout: Duration) -> Result<u8, SendPduError> {
         let mut written = false;
-        self.send_pdu_inner(tpdu_len, pdu_hex, timeout, &mut written)
+        self.submit_inner(command.to_owned(), body, timeout, &mut written)
             .await
             .map_err(|error| SendPduError {
                 error,
@@ -131,14 +127,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
             })
     }
 
-    async fn send_pdu_inner(
+    async fn submit_inner(
         &mut self,
-        tpdu_len: usize,
-        pdu_hex: &str,
+        command: String,
+        body: &str,
         timeout: Duration,
         written: &mut bool,
     ) -> Result<u8, CommandError> {
-        let command = format!("AT+CMGS={tpdu_len}");
         self.start(&command).await?;
         let prompt_deadline = Instant::now() + PROMPT_TIMEOUT;
         loop {
@@ -163,8 +158,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
                 Err(e) => return Err(e),
             }
         }
-        let mut payload = Vec::with_capacity(pdu_hex.len() + 1);
-        payload.extend_from_slice(pdu_hex.as_bytes());
+        let mut payload = Vec::with_capacity(body.len() + 1);
+        payload.extend_from_slice(body.as_bytes());
         payload.push(CTRL_Z);
         *written = true;
         self.write(&payload).await?;

@@ -16,7 +16,7 @@ use super::health::{self, Health};
 use super::init::{initialize, InitError, ModemIdentity, PinGuard};
 use super::port::open_port;
 use super::session::{AtSession, CommandError, LinkStats, SendPduError};
-use crate::config::ModemConfig;
+use crate::config::{ModemConfig, SmsConfig, SmsMode};
 use crate::sms::{self, PhoneNumber, StatusReport, SubmitOptions};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
@@ -37,11 +37,13 @@ pub struct ModemSettings {
     pub health_interval: Duration,
     /// Radio time the network may take to accept one SMS.
     pub send_timeout: Duration,
+    pub mode: SmsMode,
+    pub concat_ref16: bool,
 }
 
 impl ModemSettings {
     /// Settings from a validated `[[modem]]` section.
-    pub fn from_config(modem: &ModemConfig, max_parts: usize) -> Self {
+    pub fn from_config(modem: &ModemConfig, sms: &SmsConfig) -> Self {
         // Numbers were validated when the config was loaded.
         let number = |n: &Option<String>| n.as_deref().and_then(|n| PhoneNumber::parse(n).ok());
         Self {
@@ -51,7 +53,9 @@ impl ModemSettings {
             pin: modem.pin.clone(),
             number: number(&modem.number),
             smsc: number(&modem.smsc),
-            max_parts,
+            max_parts: sms.max_parts,
+            concat_ref16: sms.concat_reference_16bit,
+            mode: modem.mode,
             delivery_reports: modem.delivery_reports,
             health_interval: Duration::from_secs(modem.health_interval_secs),
             send_timeout: Duration::from_secs(modem.send_timeout_secs),
@@ -106,6 +110,13 @@ pub enum SendError {
     NotSent(String),
     #[error("the text cannot be encoded as SMS: {0}")]
     Encoding(String),
+}
+
+/// One part as the modem is given it.
+struct Submission {
+    setup: Vec<String>,
+    command: String,
+    body: String,
 }
 
 /// A delivery report the modem received, for the dispatcher to match.
@@ -224,6 +235,7 @@ impl ModemTask {
             self.settings.pin.as_deref(),
             &mut self.pin_guard,
             self.settings.delivery_reports,
+            self.settings.mode,
         );
         let identity = tokio::select! {
             () = self.shutdown.cancelled() => return LinkEnd::Shutdown,
@@ -348,22 +360,20 @@ impl ModemTask {
             validity: Some(validity),
             status_report: self.settings.delivery_reports,
             smsc: self.settings.smsc.clone(),
+            concat_ref16: self.settings.concat_ref16,
             max_parts: self.settings.max_parts,
-            ..SubmitOptions::default()
         };
         self.reference = self.reference.wrapping_add(1);
-        let pdus = match sms::encode_submit(&job.to, &job.text, self.reference, &options) {
-            Ok(pdus) => pdus,
+        let submissions = match self.submissions(&job, &options) {
+            Ok(submissions) => submissions,
             Err(e) => {
                 let _ = job.reply.send(Err(SendError::Encoding(e.to_string())));
                 return None;
             }
         };
-        let mut references = Vec::with_capacity(pdus.len());
-        for (index, pdu) in pdus.iter().enumerate() {
-            let result = session
-                .send_pdu(pdu.tpdu_len, &pdu.to_hex(), self.settings.send_timeout)
-                .await;
+        let mut references = Vec::with_capacity(submissions.len());
+        for (index, submission) in submissions.iter().enumerate() {
+            let result = self.submit(session, submission).await;
             self.forward_reports(session);
             match result {
                 Ok(mr) => references.push(mr),
@@ -399,6 +409,47 @@ impl ModemTask {
         // The dispatcher may have given up waiting (shutdown); nothing to do then.
         let _ = job.reply.send(Ok(references));
         None
+    }
+
+    /// What to write for each part: set-up commands, the `AT+CMGS` line, the body.
+    fn submissions(&self, job: &SendJob, options: &SubmitOptions) -> Result<Vec<Submission>, sms::EncodeError> {
+        match self.settings.mode {
+            SmsMode::Pdu => Ok(sms::encode_submit(&job.to, &job.text, self.reference, options)?
+                .into_iter()
+                .map(|pdu| Submission {
+                    setup: Vec::new(),
+                    command: format!("AT+CMGS={}", pdu.tpdu_len),
+                    body: pdu.to_hex(),
+                })
+                .collect()),
+            SmsMode::Text => {
+                let text = sms::text_mode_submit(&job.to, &job.text, options)?;
+                Ok(vec![Submission {
+                    setup: vec![text.cscs_command(), text.csmp_command()],
+                    command: text.cmgs_command(),
+                    body: text.payload,
+                }])
+            }
+        }
+    }
+
+    async fn submit<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        session: &mut AtSession<S>,
+        submission: &Submission,
+    ) -> Result<u8, SendPduError> {
+        for command in &submission.setup {
+            session
+                .command(command, super::init::QUERY_TIMEOUT)
+                .await
+                .map_err(|error| SendPduError {
+                    error,
+                    pdu_written: false,
+                })?;
+        }
+        session
+            .submit(&submission.command, &submission.body, self.settings.send_timeout)
+            .await
     }
 
     fn forward_reports<S: AsyncRead + AsyncWrite + Unpin>(&self, session: &mut AtSession<S>) {

@@ -7,3 +7,4 @@ mod ops;
 mod policy;
 mod redaction;
 mod send_verify;
+mod sms_encoding;

@@ -75,7 +75,9 @@ async fn readyz_is_503_without_a_ready_modem() {
 }
 
 async fn get_json_base(base: &str, path: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{base}{path}")).await.expect("request");
+    let response = reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("request");
     let status = response.status().as_u16();
     (status, response.json().await.expect("json"))
 }
@@ -155,7 +157,10 @@ async fn every_route_is_served_and_documented() {
         let path = route.path.replace("{id}", "SMnothing");
         let request = app
             .client
-            .request(route.method.parse().expect("method"), format!("{}{path}", app.base))
+            .request(
+                route.method.parse().expect("method"),
+                format!("{}{path}", app.base),
+            )
             .basic_auth(SID, Some(TOKEN))
             .header("content-type", "application/json")
             .body("{}");
@@ -170,7 +175,10 @@ async fn every_route_is_served_and_documented() {
         if route.authenticated {
             let anonymous = app
                 .client
-                .request(route.method.parse().expect("method"), format!("{}{path}", app.base))
+                .request(
+                    route.method.parse().expect("method"),
+                    format!("{}{path}", app.base),
+                )
                 .send()
                 .await
                 .expect("request");
@@ -187,9 +195,7 @@ async fn every_route_is_served_and_documented() {
             item.as_object()
                 .expect("path item")
                 .keys()
-                .filter(|key| {
-                    ["get", "post", "put", "delete", "patch"].contains(&key.as_str())
-                })
+                .filter(|key| ["get", "post", "put", "delete", "patch"].contains(&key.as_str()))
                 .map(move |method| (method.to_uppercase(), path.clone()))
         })
         .collect();
@@ -207,6 +213,41 @@ async fn every_route_is_served_and_documented() {
     for route in ROUTES {
         let operation = &document["paths"][route.path][route.method.to_lowercase()];
         let public = operation["security"] == json!([]);
-        assert_eq!(public, !route.authenticated, "{} {}", route.method, route.path);
+        assert_eq!(
+            public, !route.authenticated,
+            "{} {}",
+            route.method, route.path
+        );
     }
+}
+
+/// The Postman collection has one request per route, no more.
+#[test]
+fn postman_collection_covers_every_route() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/sms2fa.postman_collection.json"
+    );
+    let collection: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read")).expect("json");
+    let mut requests = BTreeSet::new();
+    for folder in collection["item"].as_array().expect("folders") {
+        for item in folder["item"].as_array().expect("items") {
+            let request = &item["request"];
+            let raw = request["url"]["raw"].as_str().expect("url");
+            let path = raw.trim_start_matches("{{baseUrl}}");
+            // `{{requestID}}` and friends stand for the route's path parameter.
+            let path = match path.split_once("{{") {
+                Some((prefix, _)) => format!("{prefix}{{id}}"),
+                None => path.to_owned(),
+            };
+            let method = request["method"].as_str().expect("method").to_owned();
+            requests.insert((method, path));
+        }
+    }
+    let routed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(requests, routed);
 }
