@@ -643,7 +643,10 @@ number = "+13216549878"
     fn text_mode_needs_single_part_messages() {
         let text = GOOD.replace("baud = 115200", "baud = 115200\nmode = \"text\"");
         let message = parse(&text).unwrap_err().to_string();
-        assert!(message.contains("`modem[0].mode`") && message.contains("max_parts = 1"), "{message}");
+        assert!(
+            message.contains("`modem[0].mode`") && message.contains("max_parts = 1"),
+            "{message}"
+        );
         let fixed = format!("[sms]\nmax_parts = 1\n{text}");
         assert_eq!(parse(&fixed).unwrap().modems[0].mode, SmsMode::Text);
         let wrong = GOOD.replace("baud = 115200", "baud = 115200\nmode = \"binary\"");

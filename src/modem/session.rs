@@ -117,7 +117,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
     /// text mode), `body` after the `> ` prompt and Ctrl-Z, and return the TP-MR the
     /// network gave it. A failure says whether the body had already been written (then
     /// the SMS may have gone out although no answer came).
-    pub async fn submit(&mut self, command: &str, body: &str, timeout: Duration) -> Result<u8, SendPduError> {
+    pub async fn submit(
+        &mut self,
+        command: &str,
+        body: &str,
+        timeout: Duration,
+    ) -> Result<u8, SendPduError> {
         let mut written = false;
         self.submit_inner(command.to_owned(), body, timeout, &mut written)
             .await

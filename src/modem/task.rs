@@ -412,16 +412,22 @@ impl ModemTask {
     }
 
     /// What to write for each part: set-up commands, the `AT+CMGS` line, the body.
-    fn submissions(&self, job: &SendJob, options: &SubmitOptions) -> Result<Vec<Submission>, sms::EncodeError> {
+    fn submissions(
+        &self,
+        job: &SendJob,
+        options: &SubmitOptions,
+    ) -> Result<Vec<Submission>, sms::EncodeError> {
         match self.settings.mode {
-            SmsMode::Pdu => Ok(sms::encode_submit(&job.to, &job.text, self.reference, options)?
-                .into_iter()
-                .map(|pdu| Submission {
-                    setup: Vec::new(),
-                    command: format!("AT+CMGS={}", pdu.tpdu_len),
-                    body: pdu.to_hex(),
-                })
-                .collect()),
+            SmsMode::Pdu => Ok(
+                sms::encode_submit(&job.to, &job.text, self.reference, options)?
+                    .into_iter()
+                    .map(|pdu| Submission {
+                        setup: Vec::new(),
+                        command: format!("AT+CMGS={}", pdu.tpdu_len),
+                        body: pdu.to_hex(),
+                    })
+                    .collect(),
+            ),
             SmsMode::Text => {
                 let text = sms::text_mode_submit(&job.to, &job.text, options)?;
                 Ok(vec![Submission {
@@ -448,7 +454,11 @@ impl ModemTask {
                 })?;
         }
         session
-            .submit(&submission.command, &submission.body, self.settings.send_timeout)
+            .submit(
+                &submission.command,
+                &submission.body,
+                self.settings.send_timeout,
+            )
             .await
     }
 

@@ -49,5 +49,4 @@ mod tests {
         assert_eq!(report.recipient, "+46708251358");
         assert_eq!(report.status, DeliveryStatus::Failed(0x46));
     }
-
 }

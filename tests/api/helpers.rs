@@ -6,9 +6,9 @@ use reqwest::{Client, Response};
 use serde_json::{json, Value};
 use sms2fa::app::Application;
 use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
+use sms2fa::modem::ModemStatus;
 use sms2fa::otp::ManualClock;
 use sms2fa::sim::{ReceivedSms, SimOptions, SimPort, SmsLog};
-use sms2fa::modem::ModemStatus;
 use tokio::sync::{oneshot, watch};
 
 pub const SID: &str = "ACtest1";
@@ -42,7 +42,10 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 /// The daemon with one simulated modem per entry of `sims`.
-pub async fn spawn_app_with_modems(sims: Vec<SimOptions>, adjust: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with_modems(
+    sims: Vec<SimOptions>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
     let state = Arc::new(tempfile::tempdir().expect("temp dir"));
     let clock = Arc::new(ManualClock::new());
     start(state, clock, SmsLog::in_memory(), sims, adjust).await

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sms2fa::modem::ModemState;
-use sms2fa::sim::{SimHandle, SimOptions, Silence, UrcStorm};
+use sms2fa::sim::{Silence, SimHandle, SimOptions, UrcStorm};
 
 use crate::helpers::*;
 
@@ -34,7 +34,10 @@ impl TestApp {
             if message["status"] == status {
                 return message;
             }
-            assert!(tokio::time::Instant::now() < deadline, "never {status}: {message}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {status}: {message}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -61,7 +64,12 @@ fn history_steps(message: &Value) -> Vec<String> {
 
 async fn nothing_more(app: &TestApp, expected: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(app.sms.all().len(), expected, "an SMS went out more than once: {:?}", app.sms.all());
+    assert_eq!(
+        app.sms.all().len(),
+        expected,
+        "an SMS went out more than once: {:?}",
+        app.sms.all()
+    );
 }
 
 #[tokio::test]
@@ -90,12 +98,20 @@ async fn a_wrong_pin_is_never_tried_twice() {
         .await
         .expect("the modem goes fatal")
         .unwrap();
-    assert!(status.borrow().last_error.as_deref().unwrap().contains("PIN"));
+    assert!(status
+        .borrow()
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("PIN"));
     // Accepted codes wait in the queue for an operator; the PIN is not retried.
     let sent = app.send_code("Login", TO).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(handle.stats().snapshot().pin_attempts, 1);
-    assert_eq!(app.message(sent["requestID"].as_str().unwrap()).await["status"], "queued");
+    assert_eq!(
+        app.message(sent["requestID"].as_str().unwrap()).await["status"],
+        "queued"
+    );
     assert!(app.sms.all().is_empty());
 }
 
@@ -133,8 +149,17 @@ async fn temporary_cms_error_is_retried() {
     let app = spawn_app_with_modems(vec![sim], |_| {}).await;
     let id = app.round_trip(TO, 1).await;
     let message = app.await_status(&id, "sent").await;
-    assert_eq!(history_steps(&message), ["queued", "sending", "queued", "sending", "sent"]);
-    assert!(message["history"][2]["detail"].as_str().unwrap().contains("500"), "{message}");
+    assert_eq!(
+        history_steps(&message),
+        ["queued", "sending", "queued", "sending", "sent"]
+    );
+    assert!(
+        message["history"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{message}"
+    );
     nothing_more(&app, 1).await;
 }
 
@@ -146,9 +171,14 @@ async fn permanent_cms_error_fails_with_the_reason() {
     };
     let app = spawn_app_with_modems(vec![sim], |_| {}).await;
     let sent = app.send_code("Login", TO).await;
-    let message = app.await_status(sent["requestID"].as_str().unwrap(), "failed").await;
+    let message = app
+        .await_status(sent["requestID"].as_str().unwrap(), "failed")
+        .await;
     let reason = message["history"].as_array().unwrap().last().unwrap()["detail"].to_string();
-    assert!(reason.contains("21") && reason.contains("rejected"), "{message}");
+    assert!(
+        reason.contains("21") && reason.contains("rejected"),
+        "{message}"
+    );
     nothing_more(&app, 0).await;
 }
 
@@ -176,19 +206,26 @@ async fn a_silent_modem_is_recovered_and_the_history_admits_a_possible_duplicate
 
 #[tokio::test]
 async fn unplugged_modem_comes_back_behind_the_same_link() {
-    let mut app = spawn_app_with_modems(vec![SimOptions::default()], |c| c.otp.resend_cooldown_secs = 0).await;
+    let mut app = spawn_app_with_modems(vec![SimOptions::default()], |c| {
+        c.otp.resend_cooldown_secs = 0
+    })
+    .await;
     app.round_trip(TO, 1).await;
     app.modems[0].unplug();
-    tokio::time::timeout(PATIENCE, app.modem_status[0].wait_for(|s| s.state == ModemState::Connecting))
-        .await
-        .expect("the driver notices")
-        .unwrap();
+    tokio::time::timeout(
+        PATIENCE,
+        app.modem_status[0].wait_for(|s| s.state == ModemState::Connecting),
+    )
+    .await
+    .expect("the driver notices")
+    .unwrap();
     let sent = app.send_code("Login", TO).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.modems[0].replug().unwrap();
     let sms = app.nth_sms(2).await;
     assert_eq!(app.verify("Login", TO, &code_in(&sms)).await.0, 200);
-    app.await_status(sent["requestID"].as_str().unwrap(), "sent").await;
+    app.await_status(sent["requestID"].as_str().unwrap(), "sent")
+        .await;
     nothing_more(&app, 2).await;
 }
 
@@ -202,7 +239,10 @@ async fn delivery_reports_mark_messages_delivered() {
     let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].delivery_reports = true).await;
     let id = app.round_trip(TO, 1).await;
     let message = app.await_status(&id, "delivered").await;
-    assert_eq!(history_steps(&message), ["queued", "sending", "sent", "delivered"]);
+    assert_eq!(
+        history_steps(&message),
+        ["queued", "sending", "sent", "delivered"]
+    );
 }
 
 #[tokio::test]
@@ -239,16 +279,20 @@ async fn waits_for_the_network_before_sending() {
         ..SimOptions::default()
     };
     let mut app = spawn_app_with_modems(vec![sim], |_| {}).await;
-    tokio::time::timeout(PATIENCE, app.modem_status[0].wait_for(|s| s.state == ModemState::Searching))
-        .await
-        .expect("searching")
-        .unwrap();
+    tokio::time::timeout(
+        PATIENCE,
+        app.modem_status[0].wait_for(|s| s.state == ModemState::Searching),
+    )
+    .await
+    .expect("searching")
+    .unwrap();
     let sent = app.send_code("Login", TO).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(app.sms.all().is_empty());
     handle.set_registered(true);
     app.nth_sms(1).await;
-    app.await_status(sent["requestID"].as_str().unwrap(), "sent").await;
+    app.await_status(sent["requestID"].as_str().unwrap(), "sent")
+        .await;
 }
 
 #[tokio::test]
@@ -284,7 +328,12 @@ async fn a_pool_keeps_sending_when_one_modem_is_unplugged() {
         if i == 4 {
             app.modems[1].unplug();
         }
-        ids.push(app.send_code("Login", number).await["requestID"].as_str().unwrap().to_owned());
+        ids.push(
+            app.send_code("Login", number).await["requestID"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let all = app.sms.wait_for(numbers.len(), PATIENCE).await;
     for (number, id) in numbers.iter().zip(&ids) {
@@ -292,11 +341,20 @@ async fn a_pool_keeps_sending_when_one_modem_is_unplugged() {
         assert!(!received.is_empty(), "{number} got nothing");
         if received.len() > 1 {
             let message = app.message(id).await;
-            assert!(message["history"].to_string().contains("may arrive twice"), "{message}");
+            assert!(
+                message["history"].to_string().contains("may arrive twice"),
+                "{message}"
+            );
         }
         let last = received.last().unwrap();
         assert_eq!(app.verify("Login", number, &code_in(last)).await.0, 200);
     }
-    let used: Vec<u64> = handles.iter().map(|h| h.stats().snapshot().sms_completed).collect();
-    assert!(used[0] > 0 && used[2] > 0, "the pool shares the work: {used:?}");
+    let used: Vec<u64> = handles
+        .iter()
+        .map(|h| h.stats().snapshot().sms_completed)
+        .collect();
+    assert!(
+        used[0] > 0 && used[2] > 0,
+        "the pool shares the work: {used:?}"
+    );
 }

@@ -31,7 +31,11 @@ async fn templates_in_any_script_arrive_exactly() {
     ];
     for (i, template) in templates.iter().enumerate() {
         let to = format!("+1321654{i:04}");
-        assert_eq!(send_template(&app, &to, template).await.status(), 200, "{template}");
+        assert_eq!(
+            send_template(&app, &to, template).await.status(),
+            200,
+            "{template}"
+        );
         let sms = app.nth_sms(i + 1).await;
         assert_eq!(sms.number, to);
         let code = digits_in(&sms.text);
@@ -69,7 +73,10 @@ async fn a_text_mode_modem_sends_single_part_texts() {
         c.sms.max_parts = 1;
     })
     .await;
-    for (i, template) in ["Your code is {code}", "Ваш код: {code}"].iter().enumerate() {
+    for (i, template) in ["Your code is {code}", "Ваш код: {code}"]
+        .iter()
+        .enumerate()
+    {
         let to = format!("+1321654{i:04}");
         assert_eq!(send_template(&app, &to, template).await.status(), 200);
         let sms = app.nth_sms(i + 1).await;
