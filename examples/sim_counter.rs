@@ -85,7 +85,8 @@ fn command_name(line: &str) -> String {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args();
-    let log = SmsLog::in_memory();
+    // One log per modem, so that each SMS is known by the modem that sent it.
+    let logs: Vec<SmsLog> = (0..args.modems).map(|_| SmsLog::in_memory()).collect();
     let handles: Vec<SimHandle> = (0..args.modems).map(|_| SimHandle::new()).collect();
     let mut ports = Vec::new();
     for (i, handle) in handles.iter().enumerate() {
@@ -101,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
             handle: handle.clone(),
             ..SimOptions::default()
         };
-        let port = SimPort::plug(link, options, log.clone())?;
+        let port = SimPort::plug(link, options, logs[i].clone())?;
         println!(
             "modem {i}: {} -> {}",
             port.path().display(),
@@ -110,6 +111,38 @@ async fn main() -> anyhow::Result<()> {
         ports.push(port);
     }
     std::io::stdout().flush()?;
+    let total = |handles: &[SimHandle]| {
+        let mut sum = [0u64; 5];
+        for h in handles {
+            let s = h.stats().snapshot();
+            sum[0] += s.at_commands;
+            sum[1] += s.bytes_received;
+            sum[2] += s.bytes_sent;
+            sum[3] += s.cmgs_commands;
+            sum[4] += s.cms_errors;
+        }
+        sum
+    };
+    // Each modem's SMS, as they are recorded, with the moment they were.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (i, log) in logs.iter().enumerate() {
+        let log = log.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let received = log.wait_for(seen + 1, Duration::from_secs(3600)).await;
+                let t = unix_now();
+                for sms in received.iter().skip(seen) {
+                    if tx.send((i, t, sms.clone())).is_err() {
+                        return;
+                    }
+                }
+                seen = received.len();
+            }
+        });
+    }
+    drop(tx);
     let mut events = match &args.events {
         Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => None,
@@ -119,7 +152,6 @@ async fn main() -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let deadline = tokio::time::sleep(args.timeout);
     tokio::pin!(deadline);
-    let stats = log.stats().clone();
     let mut seen = 0usize;
     loop {
         if args.expect.is_some_and(|n| seen >= n) {
@@ -134,42 +166,43 @@ async fn main() -> anyhow::Result<()> {
                     handle.set_registered(true);
                 }
             }
-            received = log.wait_for(seen + 1, Duration::from_secs(3600)) => {
-                let t = unix_now();
-                let snap = stats.snapshot();
-                for sms in received.iter().skip(seen) {
-                    if let Some(events) = events.as_mut() {
-                        let line = serde_json::json!({
-                            "t": t, "number": sms.number, "parts": sms.parts,
-                            "at": snap.at_commands, "rx": snap.bytes_received,
-                            "tx": snap.bytes_sent, "cmgs": snap.cmgs_commands,
-                        });
-                        writeln!(events, "{line}")?;
-                    }
-                }
-                seen = received.len();
+            Some((modem, t, sms)) = rx.recv() => {
+                let [at, rx_bytes, tx_bytes, cmgs, cms] = total(&handles);
+                seen += 1;
                 if let Some(events) = events.as_mut() {
+                    let line = serde_json::json!({
+                        "t": t, "modem": modem, "number": sms.number, "parts": sms.parts,
+                        "at": at, "rx": rx_bytes, "tx": tx_bytes, "cmgs": cmgs,
+                        "cms_errors": cms,
+                    });
+                    writeln!(events, "{line}")?;
                     events.flush()?;
                 }
             }
         }
     }
-    let snap = stats.snapshot();
-    let mut histogram: BTreeMap<String, u64> = BTreeMap::new();
-    for line in stats.commands() {
-        *histogram.entry(command_name(&line)).or_default() += 1;
+    let mut history = Vec::new();
+    for h in &handles {
+        history.extend(h.stats().commands());
     }
+    let [at, rx_bytes, tx_bytes, cmgs, cms] = total(&handles);
+    let mut histogram: BTreeMap<String, u64> = BTreeMap::new();
+    for line in &history {
+        *histogram.entry(command_name(line)).or_default() += 1;
+    }
+    let first: Vec<String> = handles
+        .first()
+        .map(|h| h.stats().commands().into_iter().take(80).collect())
+        .unwrap_or_default();
     let summary = serde_json::json!({
         "sms": seen,
-        "at_commands": snap.at_commands,
-        "bytes_received": snap.bytes_received,
-        "bytes_sent": snap.bytes_sent,
-        "cmgs_commands": snap.cmgs_commands,
-        "submissions": snap.submissions,
-        "parts_accepted": snap.parts_accepted,
-        "cms_errors": snap.cms_errors,
-        "commands_histogram_last_10000": histogram,
-        "first_commands": stats.commands().into_iter().take(60).collect::<Vec<_>>(),
+        "at_commands": at,
+        "bytes_received": rx_bytes,
+        "bytes_sent": tx_bytes,
+        "cmgs_commands": cmgs,
+        "cms_errors": cms,
+        "commands_histogram_last_10000_per_modem": histogram,
+        "first_commands_modem0": first,
     });
     let text = serde_json::to_string_pretty(&summary)?;
     if let Some(path) = &args.summary {

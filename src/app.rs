@@ -140,6 +140,7 @@ impl Application {
             clock.clone(),
             reports_rx,
         );
+        let dispatcher_heartbeat = dispatcher.heartbeat();
         let dispatcher_stop = stop.child_token();
         background.push(tokio::spawn(async move {
             if let Err(e) = dispatcher.run(dispatcher_stop).await {
@@ -150,6 +151,13 @@ impl Application {
         let mut liveness = Liveness::default();
         // The purge loop turns every PURGE_INTERVAL; two missed turns mean it is stuck.
         liveness.watch("purge", purge_heartbeat.clone(), PURGE_INTERVAL * 5 / 2);
+        // The dispatcher turns at least every MAX_IDLE; a send in flight does not block
+        // it (sends run in their own tasks).
+        liveness.watch(
+            "dispatcher",
+            dispatcher_heartbeat,
+            crate::dispatch::MAX_IDLE * 3,
+        );
         background.push(tokio::spawn(purge_expired(
             store.clone(),
             clock.clone(),

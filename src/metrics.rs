@@ -62,6 +62,7 @@ pub struct ModemSample {
     pub state: &'static str,
     pub sent: u64,
     pub failed: u64,
+    pub delivered: u64,
     pub signal_dbm: Option<i16>,
     /// The registration state (`home`, `roaming`, `searching`, …), when known.
     pub registration: Option<&'static str>,
@@ -263,6 +264,16 @@ fn render_modems(out: &mut String, modems: &[ModemSample]) {
     }
     header(
         out,
+        "sms2fa_sms_delivered_total",
+        "counter",
+        "SMS a delivery report said reached the handset, since start",
+    );
+    for modem in modems {
+        let labels = [("modem", modem.name.as_str())];
+        line(out, "sms2fa_sms_delivered_total", &labels, modem.delivered as f64);
+    }
+    header(
+        out,
         "sms2fa_modem_registered",
         "gauge",
         "1 when the modem is registered (home or roaming), with the registration state as a label",
@@ -356,6 +367,7 @@ mod tests {
                 state: "ready",
                 sent: 7,
                 failed: 1,
+                delivered: 5,
                 signal_dbm: Some(-71),
                 registration: Some("home"),
                 registered: true,

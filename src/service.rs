@@ -132,20 +132,21 @@ impl TwoFactor {
 
     /// Generate a code, store its hash and queue its SMS; returns once both are durable.
     pub async fn send(&self, account: &str, request: &SendRequest) -> Result<Issued, IssueError> {
-        if !destination_allowed(&self.policy().otp.allowed_prefixes, request.to.as_str()) {
+        let policy = self.policy();
+        if !destination_allowed(&policy.otp.allowed_prefixes, request.to.as_str()) {
             return Err(IssueError::DestinationNotAllowed);
         }
-        let code = OtpCode::generate(self.policy().otp.code_length);
+        let code = OtpCode::generate(policy.otp.code_length);
         let text = request.body.render(&code);
-        let plan = sms::plan_with(&text, self.policy().sms.concat_reference_16bit);
-        if plan.parts > self.policy().sms.max_parts {
+        let plan = sms::plan_with(&text, policy.sms.concat_reference_16bit);
+        if plan.parts > policy.sms.max_parts {
             return Err(IssueError::BodyTooLong {
                 parts_needed: plan.parts,
-                max_parts: self.policy().sms.max_parts,
+                max_parts: policy.sms.max_parts,
             });
         }
         let now = self.clock.now();
-        let ttl = i64::try_from(self.policy().otp.ttl_secs).unwrap_or(i64::MAX);
+        let ttl = i64::try_from(policy.otp.ttl_secs).unwrap_or(i64::MAX);
         let expires_at = now + chrono::Duration::seconds(ttl);
         let scope = scope(account, &request.service, &request.to);
         let message_id = new_message_id();
@@ -155,7 +156,7 @@ impl TwoFactor {
                 created_at: now,
                 expires_at,
                 attempts: 0,
-                max_attempts: self.policy().otp.max_attempts,
+                max_attempts: policy.otp.max_attempts,
                 message_id: message_id.clone(),
             },
             message: OutboundMessage {
@@ -172,8 +173,8 @@ impl TwoFactor {
             to_masked: request.to.masked(),
             scope,
         };
-        let limits = SendLimits::from_config(&self.policy().otp);
-        let lock = LockPolicy::from_config(&self.policy().otp);
+        let limits = SendLimits::from_config(&policy.otp);
+        let lock = LockPolicy::from_config(&policy.otp);
         if let Err(refusal) = self.store.issue_code(&new, &limits, &lock)? {
             tracing::info!(to = %request.to, service = request.service.as_str(), refusal = ?refusal, "send refused by a limit");
             return Err(IssueError::Limited(refusal));

@@ -46,9 +46,8 @@ fn harness() -> &'static Harness {
             })
             .expect("temp dir");
         let router = runtime.block_on(async {
-            let mut config =
-                Config::parse("", std::path::Path::new("fuzz"), Requirements::Nothing)
-                    .expect("empty config");
+            let mut config = Config::parse("", std::path::Path::new("fuzz"), Requirements::Nothing)
+                .expect("empty config");
             config.accounts = vec![
                 AccountConfig {
                     sid: SID.into(),
@@ -123,12 +122,12 @@ fuzz_target!(|data: &[u8]| {
     let (method, path) = match usize::from(*route) % (ROUTES.len() + 2) {
         i if i < ROUTES.len() => {
             let r = &ROUTES[i];
-            let method = if flags & 0x80 != 0 { "DELETE" } else { r.method };
-            let id: String = rest
-                .iter()
-                .take(40)
-                .map(|b| format!("%{b:02X}"))
-                .collect();
+            let method = if flags & 0x80 != 0 {
+                "DELETE"
+            } else {
+                r.method
+            };
+            let id: String = rest.iter().take(40).map(|b| format!("%{b:02X}")).collect();
             (method, r.path.replace("{id}", &id))
         }
         i if i == ROUTES.len() => ("POST", "/2fa/nothing".to_owned()),
@@ -143,7 +142,12 @@ fuzz_target!(|data: &[u8]| {
     }
     if flags & 1 != 0 {
         // Arbitrary header bytes; the http crate refuses invalid ones, as a server would.
-        let key: Vec<u8> = rest.iter().rev().take(usize::from(flags >> 1 & 0x3f)).copied().collect();
+        let key: Vec<u8> = rest
+            .iter()
+            .rev()
+            .take(usize::from(flags >> 1 & 0x3f))
+            .copied()
+            .collect();
         if let Ok(value) = axum::http::HeaderValue::from_bytes(&key) {
             request = request.header("Idempotency-Key", value);
         }
@@ -161,13 +165,15 @@ fuzz_target!(|data: &[u8]| {
         .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
         .expect("body");
     assert!(
-        !status.is_server_error() || (status == StatusCode::SERVICE_UNAVAILABLE && path == "/readyz"),
+        !status.is_server_error()
+            || (status == StatusCode::SERVICE_UNAVAILABLE && path == "/readyz"),
         "{method} {path}: {status} {}",
         String::from_utf8_lossy(&body)
     );
     if status.is_client_error() {
-        let json: serde_json::Value = serde_json::from_slice(&body)
-            .unwrap_or_else(|e| panic!("{method} {path}: {status} body is not JSON ({e}): {body:?}"));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!("{method} {path}: {status} body is not JSON ({e}): {body:?}")
+        });
         assert_eq!(json["code"], status.as_u16(), "{json}");
         assert!(json["error"].is_string(), "{json}");
     }

@@ -16,7 +16,7 @@ use super::error::ErrorCode;
 use super::{ApiError, AppState};
 use crate::at::RegState;
 use crate::metrics::{Metrics, ModemSample, Sample};
-use crate::modem::{ModemHandle, ModemState, ModemStatus};
+use crate::modem::{ModemHandle, ModemState};
 use crate::otp::Clock;
 use crate::store::Store;
 use crate::systemd::Heartbeat;
@@ -88,6 +88,7 @@ fn modem_sample(handle: &ModemHandle) -> ModemSample {
         state: state_name(status.state),
         sent: status.sent,
         failed: status.failed,
+        delivered: handle.delivered.load(std::sync::atomic::Ordering::Relaxed),
         signal_dbm: status.health.signal_dbm,
         registration: status.health.registration.map(registration_name),
         registered: status.health.registered(),
@@ -196,14 +197,16 @@ pub async fn modems(
         .ops
         .modems
         .iter()
-        .map(|handle| modem_json(&handle.name, &handle.status.borrow()))
+        .map(modem_json)
         .collect();
     Ok(Json(
         json!({"code": 200, "queued": queued, "modems": modems}),
     ))
 }
 
-fn modem_json(name: &str, status: &ModemStatus) -> Value {
+fn modem_json(handle: &ModemHandle) -> Value {
+    let name = handle.name.as_str();
+    let status = handle.status.borrow();
     let identity = &status.identity;
     json!({
         "name": name,
@@ -217,6 +220,9 @@ fn modem_json(name: &str, status: &ModemStatus) -> Value {
         "signal_dbm": status.health.signal_dbm,
         "sent": status.sent,
         "failed": status.failed,
+        "delivered": handle.delivered.load(std::sync::atomic::Ordering::Relaxed),
+        // One message at a time per modem: the rest waits in the shared queue.
+        "in_flight": u8::from(status.state == ModemState::Sending),
         "last_sent_at": status
             .last_sent_at
             .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),

@@ -13,11 +13,18 @@ use crate::modem::{DeliveryReport, ModemHandle, ModemState, SendError, SendJob};
 use crate::otp::Clock;
 use crate::sms::PhoneNumber;
 use crate::store::{Claim, OutboundMessage, ReportOutcome, Store, StoreError};
+use crate::systemd::Heartbeat;
 
 pub use retry::{Outcome, RetryPolicy};
 
 /// Longest the worker sleeps without looking at the queue (covers clock jumps).
-const MAX_IDLE: Duration = Duration::from_secs(5);
+pub const MAX_IDLE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for sends in flight to report back.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(25);
+/// How long a report that matches no sent part is kept in case its send is recorded
+/// just after it, and how many are kept.
+const EARLY_REPORT_PATIENCE: Duration = Duration::from_secs(60);
+const EARLY_REPORTS_MAX: usize = 256;
 
 pub struct Dispatcher {
     store: Store,
@@ -27,6 +34,10 @@ pub struct Dispatcher {
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
     reports: Mutex<mpsc::UnboundedReceiver<DeliveryReport>>,
+    /// Reports that arrived before their send was recorded (a fast network can answer
+    /// `+CDS` within milliseconds of `+CMGS`): matched again after each recorded send.
+    early_reports: std::sync::Mutex<Vec<(tokio::time::Instant, DeliveryReport)>>,
+    heartbeat: Heartbeat,
 }
 
 struct Finished {
@@ -50,7 +61,14 @@ impl Dispatcher {
             clock,
             policy: RetryPolicy::default(),
             reports: Mutex::new(reports),
+            early_reports: std::sync::Mutex::new(Vec::new()),
+            heartbeat: Heartbeat::new(),
         }
+    }
+
+    /// The heartbeat this loop beats once per turn (for the systemd watchdog).
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
     }
 
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
@@ -65,6 +83,7 @@ impl Dispatcher {
         let mut busy = vec![false; self.modems.len()];
         let mut reports = self.reports.lock().await;
         loop {
+            self.heartbeat.beat();
             self.hand_out(&mut busy, &done_tx).await?;
             let next_due = self.store.next_due()?;
             let sleep_for = next_due
@@ -82,8 +101,19 @@ impl Dispatcher {
                 Some(report) = reports.recv() => self.record_report(report).await?,
             }
         }
-        // Sends in flight finish on their own (the modem task bounds them); their
-        // messages stay in `inflight` and are queued again at the next start.
+        // Record the sends still in flight (the modem tasks finish them, bounded by
+        // their send timeout); any not back by the deadline stay in `inflight` and are
+        // queued again at the next start.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
+        while busy.iter().any(|&b| b) {
+            match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+                Ok(Some(finished)) => {
+                    busy[finished.modem_index] = false;
+                    self.record(finished).await?;
+                }
+                _ => break,
+            }
+        }
         Ok(())
     }
 
@@ -181,16 +211,46 @@ impl Dispatcher {
     }
 
     async fn record_report(&self, delivery: DeliveryReport) -> Result<(), StoreError> {
+        self.match_report(delivery, tokio::time::Instant::now())?;
+        self.store.durable().await
+    }
+
+    /// Try the parked early reports again (after a send was recorded).
+    fn retry_early_reports(&self) -> Result<(), StoreError> {
+        let parked =
+            std::mem::take(&mut *self.early_reports.lock().unwrap_or_else(|p| p.into_inner()));
+        for (arrived, delivery) in parked {
+            self.match_report(delivery, arrived)?;
+        }
+        Ok(())
+    }
+
+    fn match_report(
+        &self,
+        delivery: DeliveryReport,
+        arrived: tokio::time::Instant,
+    ) -> Result<(), StoreError> {
         let outcome =
             self.store
                 .record_report(&delivery.modem, &delivery.report, self.clock.now())?;
         match &outcome {
+            ReportOutcome::Unmatched if arrived.elapsed() < EARLY_REPORT_PATIENCE => {
+                let mut parked = self.early_reports.lock().unwrap_or_else(|p| p.into_inner());
+                if parked.len() < EARLY_REPORTS_MAX {
+                    parked.push((arrived, delivery));
+                }
+            }
             ReportOutcome::Unmatched => tracing::debug!(
                 modem = %delivery.modem,
                 mr = delivery.report.message_reference,
                 "delivery report for no known message"
             ),
             ReportOutcome::Delivered { message_id } => {
+                if let Some(modem) = self.modems.iter().find(|m| m.name == delivery.modem) {
+                    modem
+                        .delivered
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::info!(modem = %delivery.modem, %message_id, "SMS delivered")
             }
             ReportOutcome::Failed { message_id } => {
@@ -198,7 +258,7 @@ impl Dispatcher {
             }
             ReportOutcome::PartDelivered { .. } | ReportOutcome::Pending { .. } => {}
         }
-        self.store.durable().await
+        Ok(())
     }
 
     async fn record(&self, finished: Finished) -> Result<(), StoreError> {
@@ -213,6 +273,7 @@ impl Dispatcher {
             Outcome::Sent(references) => {
                 tracing::info!(message_id = %message.id, modem, parts = references.len(), "SMS sent");
                 self.store.mark_sent(&message, modem, references, now)?;
+                self.retry_early_reports()?;
             }
             Outcome::Retry { at, reason } => {
                 tracing::warn!(message_id = %message.id, modem, %reason, retry_at = %at, "SMS send failed; will retry");

@@ -4,6 +4,7 @@
 //! points at another tty).
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -133,6 +134,9 @@ pub struct ModemHandle {
     pub number: Option<PhoneNumber>,
     pub jobs: mpsc::Sender<SendJob>,
     pub status: watch::Receiver<ModemStatus>,
+    /// SMS whose delivery reports said delivered (counted by the dispatcher, which
+    /// matches the reports).
+    pub delivered: Arc<AtomicU64>,
 }
 
 /// Start the task for one modem. `changed` is notified whenever its state changes, so
@@ -160,6 +164,7 @@ pub fn spawn_modem(
         number: settings.number.clone(),
         jobs: jobs_tx,
         status: status_rx,
+        delivered: Arc::new(AtomicU64::new(0)),
     };
     let task = ModemTask {
         settings,
