@@ -43,6 +43,8 @@ pub fn init(filter: &str) -> Result<(), TelemetryError> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     if let Some(e) = journal_error {
         // JOURNAL_STREAM can be inherited from a shell started by a service; stderr

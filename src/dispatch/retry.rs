@@ -16,19 +16,50 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// How many attempts a failure earns and how long to wait before the first retry
+/// (doubling after each, up to `max_delay`), per kind of failure, in the style of
+/// jasmin's per-error table: congestion clears in seconds, a lost network takes
+/// longer and is better left to another modem, and an unanswered send is retried
+/// sparingly because each retry may duplicate the SMS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub max_attempts: u32,
+    pub first_delay: Duration,
+}
+
+const fn schedule(max_attempts: u32, first_delay_secs: u64) -> Schedule {
+    Schedule {
+        max_attempts,
+        first_delay: Duration::from_secs(first_delay_secs),
+    }
+}
+
+/// `+CMS ERROR` codes with a schedule of their own; other temporary codes get
+/// [`OTHER_TEMPORARY`].
+const CMS_SCHEDULES: &[(u16, Schedule)] = &[
+    (41, schedule(10, 1)),  // temporary failure
+    (42, schedule(10, 1)),  // congestion
+    (47, schedule(10, 1)),  // resources unavailable
+    (314, schedule(10, 1)), // SIM busy
+    (38, schedule(6, 5)),   // network out of order
+    (331, schedule(6, 5)),  // no network service
+    (332, schedule(6, 5)),  // network timeout
+];
+const OTHER_TEMPORARY: Schedule = schedule(4, 2);
+/// Nothing reached the modem: retrying cannot duplicate.
+const NOT_SENT: Schedule = schedule(20, 1);
+/// The modem never answered after the PDU: the SMS may be out already.
+const UNCONFIRMED: Schedule = schedule(3, 5);
+
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
-    pub first_delay: Duration,
     pub max_delay: Duration,
-    pub max_attempts: u32,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            first_delay: Duration::from_secs(2),
             max_delay: Duration::from_secs(60),
-            max_attempts: 8,
         }
     }
 }
@@ -45,21 +76,26 @@ impl RetryPolicy {
             Err(error) => error,
         };
         let reason = error.to_string();
-        match error {
+        let schedule = match error {
             SendError::Encoding(_) => return Outcome::Failed(reason),
             SendError::Refused { code, .. } if classify_cms(*code) == CmsClass::Permanent => {
                 return Outcome::Failed(reason)
             }
-            _ => {}
-        }
-        if message.attempts >= self.max_attempts {
+            SendError::Refused { code, .. } => CMS_SCHEDULES
+                .iter()
+                .find(|(c, _)| c == code)
+                .map_or(OTHER_TEMPORARY, |(_, s)| *s),
+            SendError::NotSent(_) => NOT_SENT,
+            SendError::Unconfirmed(_) => UNCONFIRMED,
+        };
+        if message.attempts >= schedule.max_attempts {
             return Outcome::Failed(format!(
                 "{reason} (gave up after {} attempts)",
                 message.attempts
             ));
         }
         let exponent = message.attempts.saturating_sub(1).min(16);
-        let delay = self
+        let delay = schedule
             .first_delay
             .saturating_mul(1 << exponent)
             .min(self.max_delay);
@@ -106,6 +142,41 @@ mod tests {
         };
         assert_eq!(first - now, chrono::Duration::seconds(2));
         assert_eq!(third - now, chrono::Duration::seconds(8));
+    }
+
+    #[test]
+    fn each_kind_of_failure_has_its_own_schedule() {
+        let policy = RetryPolicy::default();
+        let now = Utc::now();
+        let refused = |code| {
+            Err(SendError::Refused {
+                code,
+                detail: String::new(),
+            })
+        };
+        let delay = |attempts, result: &Result<Vec<u8>, SendError>| match policy.judge(
+            &message(attempts, 3600),
+            result,
+            now,
+        ) {
+            Outcome::Retry { at, .. } => Some((at - now).num_seconds()),
+            _ => None,
+        };
+        assert_eq!(delay(1, &refused(42)), Some(1), "congestion: retry soon");
+        assert_eq!(delay(9, &refused(42)), Some(60), "capped at max_delay");
+        assert_eq!(delay(10, &refused(42)), None, "10 attempts for congestion");
+        assert_eq!(delay(1, &refused(331)), Some(5), "no network: wait longer");
+        assert_eq!(delay(6, &refused(331)), None);
+        assert_eq!(delay(4, &refused(500)), None, "unknown errors: 4 attempts");
+        let unconfirmed = Err(SendError::Unconfirmed("silent".into()));
+        assert_eq!(delay(1, &unconfirmed), Some(5));
+        assert_eq!(
+            delay(3, &unconfirmed),
+            None,
+            "each retry may duplicate: only 3"
+        );
+        let not_sent = Err(SendError::NotSent("port gone".into()));
+        assert_eq!(delay(19, &not_sent), Some(60));
     }
 
     #[test]

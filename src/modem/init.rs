@@ -15,8 +15,9 @@ const ATTENTION_TRIES: u32 = 5;
 /// How long a SIM may stay busy (`+CME ERROR: 14`, `NOT READY`) after power-up or PIN.
 const SIM_BUSY_WAIT: Duration = Duration::from_secs(30);
 const SIM_POLL: Duration = Duration::from_millis(500);
-/// `AT+CNMI` variants, most to least capable: all route status reports directly
-/// (`<ds>=1`) but differ in what they ask for incoming messages and broadcasts.
+/// `AT+CNMI` variants, most to least capable: the first routes status reports
+/// directly (`<ds>=1`, `+CDS`); modems that refuse it get one that stores them
+/// (`<ds>=2`) or none, so that at least SMS sending is set up.
 const CNMI_VARIANTS: [&str; 3] = [
     "AT+CNMI=2,1,2,1,0",
     "AT+CNMI=2,1,2,2,0",
@@ -231,9 +232,17 @@ fn first_value(lines: &[String], name: &str) -> Option<String> {
 async fn set_up_reports<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut AtSession<S>,
 ) -> Result<(), InitError> {
-    for variant in CNMI_VARIANTS {
+    for (index, variant) in CNMI_VARIANTS.iter().enumerate() {
         match session.command(variant, QUERY_TIMEOUT).await {
-            Ok(_) => return Ok(()),
+            Ok(_) if index == 0 => return Ok(()),
+            Ok(_) => {
+                // `<ds>` other than 1: reports are stored or dropped, not sent as `+CDS`.
+                tracing::warn!(
+                    command = variant,
+                    "the modem refuses direct status reports; messages will stay `sent`"
+                );
+                return Ok(());
+            }
             Err(CommandError::Rejected { .. }) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -278,3 +278,79 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[tokio::test]
+async fn idempotency_keys_replay_refuse_and_expire() {
+    let (store, _dir) = open().await;
+    let now = Utc::now();
+    let answer = StoredAnswer {
+        status: 200,
+        body: "{\"requestID\":\"SM1\"}".into(),
+    };
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp1", now).unwrap(),
+        Begin::Proceed
+    );
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp1", now).unwrap(),
+        Begin::InFlight
+    );
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp2", now).unwrap(),
+        Begin::Mismatch
+    );
+    assert_eq!(
+        store.begin_idempotent("AC2", "k", "fp1", now).unwrap(),
+        Begin::Proceed,
+        "keys are per account"
+    );
+    store
+        .finish_idempotent("AC1", "k", Some(answer.clone()))
+        .unwrap();
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp1", now).unwrap(),
+        Begin::Replay(answer)
+    );
+    let tomorrow = now + Duration::hours(24);
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp2", tomorrow).unwrap(),
+        Begin::Proceed,
+        "forgotten after 24 h"
+    );
+}
+
+#[tokio::test]
+async fn an_abandoned_idempotency_key_is_free_again_and_failures_free_it_at_once() {
+    let (store, _dir) = open().await;
+    let now = Utc::now();
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp", now).unwrap(),
+        Begin::Proceed
+    );
+    let later = now + Duration::seconds(61);
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp", later).unwrap(),
+        Begin::Proceed,
+        "the first died in flight"
+    );
+    store.finish_idempotent("AC1", "k", None).unwrap();
+    assert_eq!(
+        store.begin_idempotent("AC1", "k", "fp", later).unwrap(),
+        Begin::Proceed
+    );
+}
+
+#[tokio::test]
+async fn idempotency_purge_forgets_old_keys() {
+    let (store, _dir) = open().await;
+    let now = Utc::now();
+    store.begin_idempotent("AC1", "old", "fp", now).unwrap();
+    store
+        .begin_idempotent("AC1", "new", "fp", now + Duration::hours(12))
+        .unwrap();
+    assert_eq!(
+        store.purge_idempotency(now + Duration::hours(25)).unwrap(),
+        1
+    );
+    assert_eq!(store.idempotency.len(), 1);
+}

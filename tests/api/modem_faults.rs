@@ -86,6 +86,51 @@ async fn sim_pin_is_entered_once() {
 }
 
 #[tokio::test]
+async fn a_sim_busy_after_the_pin_is_waited_out() {
+    let sim = SimOptions {
+        pin: Some("2468".into()),
+        sim_busy_after_pin: Duration::from_secs(2),
+        ..SimOptions::default()
+    };
+    let handle = sim.handle.clone();
+    let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].pin = Some("2468".into())).await;
+    app.round_trip(TO, 1).await;
+    assert_eq!(
+        handle.stats().snapshot().pin_attempts,
+        1,
+        "busy is not a reason to re-enter the PIN"
+    );
+}
+
+#[tokio::test]
+async fn cnmi_variants_are_tried_in_turn() {
+    let sim = SimOptions {
+        cnmi_rejected: vec!["2,1,2,1,0".into(), "2,1,2,2,0".into()],
+        delivery_reports: true,
+        ..SimOptions::default()
+    };
+    let handle = sim.handle.clone();
+    let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].delivery_reports = true).await;
+    let id = app.round_trip(TO, 1).await;
+    // The last variant routes no status reports: the SMS stays `sent`.
+    app.await_status(&id, "sent").await;
+    let cnmi: Vec<String> = handle
+        .stats()
+        .commands()
+        .into_iter()
+        .filter(|c| c.starts_with("AT+CNMI"))
+        .collect();
+    assert_eq!(
+        cnmi,
+        [
+            "AT+CNMI=2,1,2,1,0",
+            "AT+CNMI=2,1,2,2,0",
+            "AT+CNMI=2,1,2,0,0"
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_pin_is_never_tried_twice() {
     let sim = SimOptions {
         pin: Some("2468".into()),
