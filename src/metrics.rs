@@ -242,35 +242,33 @@ fn render_modems(out: &mut String, modems: &[ModemSample]) {
             );
         }
     }
-    header(
-        out,
-        "sms2fa_sms_sent_total",
-        "counter",
-        "SMS the modem accepted (+CMGS) since start",
-    );
-    for modem in modems {
-        let labels = [("modem", modem.name.as_str())];
-        line(out, "sms2fa_sms_sent_total", &labels, modem.sent as f64);
-    }
-    header(
-        out,
-        "sms2fa_sms_failed_total",
-        "counter",
-        "SMS the modem could not send since start",
-    );
-    for modem in modems {
-        let labels = [("modem", modem.name.as_str())];
-        line(out, "sms2fa_sms_failed_total", &labels, modem.failed as f64);
-    }
-    header(
-        out,
-        "sms2fa_sms_delivered_total",
-        "counter",
-        "SMS a delivery report said reached the handset, since start",
-    );
-    for modem in modems {
-        let labels = [("modem", modem.name.as_str())];
-        line(out, "sms2fa_sms_delivered_total", &labels, modem.delivered as f64);
+    let counters: [(&str, &str, fn(&ModemSample) -> u64); 3] = [
+        (
+            "sms2fa_sms_sent_total",
+            "SMS the modem accepted (+CMGS) since start",
+            |m| m.sent,
+        ),
+        (
+            "sms2fa_sms_failed_total",
+            "SMS the modem could not send since start",
+            |m| m.failed,
+        ),
+        (
+            "sms2fa_sms_delivered_total",
+            "SMS a delivery report said reached the handset, since start",
+            |m| m.delivered,
+        ),
+    ];
+    for (name, help, value) in counters {
+        header(out, name, "counter", help);
+        for modem in modems {
+            line(
+                out,
+                name,
+                &[("modem", modem.name.as_str())],
+                value(modem) as f64,
+            );
+        }
     }
     header(
         out,

@@ -32,10 +32,7 @@ pub async fn send(
     let begin = state
         .twofa
         .begin_idempotent(&account, &key, &request)
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not read an idempotency key");
-            ApiError::internal()
-        })?;
+        .map_err(|e| internal("read an idempotency key", &e))?;
     match begin {
         Begin::Proceed => {}
         Begin::Replay(answer) => return Ok(replay(answer)),
@@ -127,10 +124,7 @@ async fn issue(
             )
         }),
         Err(IssueError::Limited(refusal)) => Err(send_refusal(refusal)),
-        Err(IssueError::Store(e)) => {
-            tracing::error!(error = %e, "could not store a code");
-            Err(ApiError::internal())
-        }
+        Err(IssueError::Store(e)) => Err(internal("store a code", &e)),
     }
 }
 
@@ -141,10 +135,11 @@ pub async fn verify(
 ) -> Result<Json<Value>, ApiError> {
     let account = state.accounts.authenticate(&headers)?;
     let request = parse_verify(&json_object(&headers, body)?)?;
-    let verdict = state.twofa.verify(&account, &request).await.map_err(|e| {
-        tracing::error!(error = %e, "could not judge a verification");
-        ApiError::internal()
-    })?;
+    let verdict = state
+        .twofa
+        .verify(&account, &request)
+        .await
+        .map_err(|e| internal("judge a verification", &e))?;
     match verdict {
         AttemptVerdict::Approved => Ok(Json(json!({
             "code": 200,
@@ -189,10 +184,7 @@ pub async fn message(
     let record = state
         .twofa
         .message(&account, &id)
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not read a message");
-            ApiError::internal()
-        })?
+        .map_err(|e| internal("read a message", &e))?
         .ok_or_else(not_found)?;
     Ok(Json(json!({
         "code": 200,
@@ -212,18 +204,12 @@ pub async fn cancel(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let account = state.accounts.authenticate(&headers)?;
-    let object = json_object(&headers, body)?;
-    let service = service_field(&object)?;
-    let number = phone_field(&object, "number")?;
+    let (account, service, number) = scoped_request(&state, &headers, body)?;
     let cancelled = state
         .twofa
         .cancel(&account, &service, &number)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not cancel a code");
-            ApiError::internal()
-        })?;
+        .map_err(|e| internal("cancel a code", &e))?;
     if !cancelled {
         return Err(not_found_code());
     }
@@ -239,21 +225,36 @@ pub async fn unlock(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let account = state.accounts.authenticate(&headers)?;
-    let object = json_object(&headers, body)?;
-    let service = service_field(&object)?;
-    let number = phone_field(&object, "number")?;
+    let (account, service, number) = scoped_request(&state, &headers, body)?;
     let was_locked = state
         .twofa
         .unlock(&account, &service, &number)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not unlock a number");
-            ApiError::internal()
-        })?;
+        .map_err(|e| internal("unlock a number", &e))?;
     Ok(Json(
         json!({"code": 200, "message": "OK", "status": "unlocked", "was_locked": was_locked}),
     ))
+}
+
+/// The caller's account and the `{service, number}` a request is about.
+fn scoped_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, ServiceName, PhoneNumber), ApiError> {
+    let account = state.accounts.authenticate(headers)?;
+    let object = json_object(headers, body)?;
+    Ok((
+        account,
+        service_field(&object)?,
+        phone_field(&object, "number")?,
+    ))
+}
+
+/// A 500 for a storage failure, logged with what was being done.
+fn internal(doing: &str, error: &crate::store::StoreError) -> ApiError {
+    tracing::error!(%error, "could not {doing}");
+    ApiError::internal()
 }
 
 fn not_found_code() -> ApiError {
