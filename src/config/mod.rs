@@ -1,0 +1,344 @@
+//! The TOML configuration (`/etc/sms2fa/sms2fa.toml`). Unknown keys are refused, and
+//! every error names the file, the line and the key, because an operator reading
+//! `journalctl` must be able to fix the file without reading our source.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+mod locate;
+mod validate;
+
+use locate::locate_key;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub otp: OtpConfig,
+    #[serde(default)]
+    pub sms: SmsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<AccountConfig>,
+    #[serde(default, rename = "modem")]
+    pub modems: Vec<ModemConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Request bodies larger than this are refused with 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_max_body_bytes() -> usize {
+    16 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default = "default_storage_path")]
+    pub path: PathBuf,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            path: default_storage_path(),
+        }
+    }
+}
+
+fn default_storage_path() -> PathBuf {
+    PathBuf::from("/var/lib/sms2fa")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtpConfig {
+    #[serde(default = "default_code_length")]
+    pub code_length: u8,
+    #[serde(default = "default_ttl_secs")]
+    pub ttl_secs: u64,
+    #[serde(default)]
+    pub allow_long_ttl: bool,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Consecutive wrong codes for one (account, service, number), across resends,
+    /// before the number is locked (NIST SP 800-63B: at most 100).
+    #[serde(default = "default_max_failures_per_number")]
+    pub max_failures_per_number: u32,
+    #[serde(default = "default_lock_secs")]
+    pub lock_secs: u64,
+    #[serde(default = "default_resend_cooldown_secs")]
+    pub resend_cooldown_secs: u64,
+    #[serde(default = "default_max_sends_per_number_per_day")]
+    pub max_sends_per_number_per_day: u32,
+    #[serde(default = "default_max_sends_per_account_per_minute")]
+    pub max_sends_per_account_per_minute: u32,
+    /// Destination prefixes allowed (`["+1", "+44"]`); empty allows every number.
+    #[serde(default)]
+    pub allowed_prefixes: Vec<String>,
+}
+
+impl Default for OtpConfig {
+    fn default() -> Self {
+        Self {
+            code_length: default_code_length(),
+            ttl_secs: default_ttl_secs(),
+            allow_long_ttl: false,
+            max_attempts: default_max_attempts(),
+            max_failures_per_number: default_max_failures_per_number(),
+            lock_secs: default_lock_secs(),
+            resend_cooldown_secs: default_resend_cooldown_secs(),
+            max_sends_per_number_per_day: default_max_sends_per_number_per_day(),
+            max_sends_per_account_per_minute: default_max_sends_per_account_per_minute(),
+            allowed_prefixes: Vec::new(),
+        }
+    }
+}
+
+fn default_max_failures_per_number() -> u32 {
+    100
+}
+fn default_lock_secs() -> u64 {
+    3600
+}
+fn default_resend_cooldown_secs() -> u64 {
+    30
+}
+fn default_max_sends_per_number_per_day() -> u32 {
+    10
+}
+fn default_max_sends_per_account_per_minute() -> u32 {
+    120
+}
+
+fn default_code_length() -> u8 {
+    6
+}
+fn default_ttl_secs() -> u64 {
+    600
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// A text that needs more concatenated parts than this is refused at `/2fa/send`.
+    #[serde(default = "default_max_parts")]
+    pub max_parts: usize,
+    /// Use the 16-bit concatenation reference (IE 0x08) instead of the 8-bit one.
+    #[serde(default)]
+    pub concat_reference_16bit: bool,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        Self {
+            max_parts: default_max_parts(),
+            concat_reference_16bit: false,
+        }
+    }
+}
+
+fn default_max_parts() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `RUST_LOG`-style filter, e.g. `info` or `sms2fa=debug,tower_http=warn`.
+    #[serde(default = "default_log_filter")]
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: default_log_filter(),
+        }
+    }
+}
+
+fn default_log_filter() -> String {
+    "info".to_owned()
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountConfig {
+    pub sid: String,
+    /// The auth token in clear.
+    pub token: Option<String>,
+    /// Hex SHA-256 of the auth token, so the config file need not hold the token.
+    pub token_sha256: Option<String>,
+}
+
+impl std::fmt::Debug for AccountConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountConfig")
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModemConfig {
+    pub name: String,
+    pub device: PathBuf,
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+    pub pin: Option<String>,
+    pub number: Option<String>,
+    /// Service centre number; by default the SIM's own.
+    pub smsc: Option<String>,
+    /// Ask for delivery reports (TP-SRR) and record delivered / failed.
+    #[serde(default)]
+    pub delivery_reports: bool,
+    /// Seconds between signal and registration checks while idle.
+    #[serde(default = "default_health_interval_secs")]
+    pub health_interval_secs: u64,
+    /// `pdu` (default) or `text`, for the rare modem without PDU mode (single-part SMS
+    /// only).
+    #[serde(default)]
+    pub mode: SmsMode,
+    /// How long `AT+CMGS` may take before the send counts as unanswered (the radio
+    /// needs seconds; networks under load, tens of seconds).
+    #[serde(default = "default_send_timeout_secs")]
+    pub send_timeout_secs: u64,
+}
+
+/// How a modem is told to send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsMode {
+    #[default]
+    Pdu,
+    Text,
+}
+
+fn default_send_timeout_secs() -> u64 {
+    60
+}
+
+fn default_health_interval_secs() -> u64 {
+    30
+}
+
+impl ModemConfig {
+    /// A modem at `device` with every optional setting at its default.
+    pub fn new(name: &str, device: PathBuf) -> Self {
+        Self {
+            name: name.to_owned(),
+            device,
+            baud: default_baud(),
+            pin: None,
+            number: None,
+            smsc: None,
+            delivery_reports: false,
+            health_interval_secs: default_health_interval_secs(),
+            send_timeout_secs: default_send_timeout_secs(),
+            mode: SmsMode::Pdu,
+        }
+    }
+}
+
+impl std::fmt::Debug for ModemConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModemConfig")
+            .field("name", &self.name)
+            .field("device", &self.device)
+            .field("baud", &self.baud)
+            .field("pin", &self.pin.as_ref().map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}{}: `{key}`: {message}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        line: Option<usize>,
+        key: String,
+        message: String,
+    },
+}
+
+/// What the daemon needs besides what the file says: `check-config` and `serve` want
+/// at least one account and one modem; `serve --simulate` brings its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirements {
+    AccountsAndModems,
+    Nothing,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&source, path, Requirements::AccountsAndModems)
+    }
+
+    /// Parse and validate `source`; `path` only labels the errors.
+    pub fn parse(source: &str, path: &Path, needs: Requirements) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(source).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config
+            .validate(needs)
+            .map_err(|problem| ConfigError::Invalid {
+                path: path.to_owned(),
+                line: locate_key(source, &problem.section, problem.index, &problem.key),
+                key: problem.dotted_key(),
+                message: problem.message,
+            })?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+use super::*;
+
+const GOOD: &str = r#"
+[http]
+listen = "127.0.0.1:8080"
+
+[storage]
+path = "/var/lib/sms2fa"
+
+[otp]
+code_length = 6
+ttl_secs = 600
+max_attempts = 5
+
+[[account]]
+sid = "ACxxxxxxxx"
+token = "secret"
+
+[[modem]]
+name = "dongle0"
+device = "/dev/gsm-modem"
+baud = 115200
+pin = "1234"
+number = "+13216549878"
+"#;
+
+fn parse(source: &str) -> Result<Config, ConfigError> {
+    Config::parse(
+        source,
+        Path::new("sms2fa.toml"),
+        Requirements::AccountsAndModems,
+    )
+}
+
+#[test]
+fn parses_the_documented_example() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.otp.code_length, 6);
+    assert_eq!(config.accounts[0].sid, "ACxxxxxxxx");
+    assert_eq!(config.modems[0].device, PathBuf::from("/dev/gsm-modem"));
+    assert_eq!(config.modems[0].number.as_deref(), Some("+13216549878"));
+    assert_eq!(config.sms.max_parts, 4);
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let source = GOOD.replace("max_attempts = 5", "max_attempts = 5\nmax_atempts = 3");
+    let message = parse(&source).unwrap_err().to_string();
+    assert!(message.contains("sms2fa.toml"), "{message}");
+    assert!(message.contains("max_atempts"), "{message}");
+    assert!(message.contains("line 12"), "{message}");
+}
+
+#[test]
+fn invalid_value_is_named_with_its_line() {
+    let source = GOOD.replace("code_length = 6", "code_length = 4");
+    let message = parse(&source).unwrap_err().to_string();
+    assert_eq!(
+        message,
+        "sms2fa.toml, line 9: `otp.code_length`: must be 6 to 10 digits"
+    );
+}
+
+#[test]
+fn second_modem_problem_points_at_that_modem() {
+    let source =
+        format!("{GOOD}\n[[modem]]\nname = \"dongle1\"\ndevice = \"/dev/x\"\nnumber = \"12345\"\n");
+    let message = parse(&source).unwrap_err().to_string();
+    assert!(message.contains("`modem[1].number`"), "{message}");
+    assert!(message.contains("line 27"), "{message}");
+}
+
+#[test]
+fn text_mode_needs_single_part_messages() {
+    let text = GOOD.replace("baud = 115200", "baud = 115200\nmode = \"text\"");
+    let message = parse(&text).unwrap_err().to_string();
+    assert!(
+        message.contains("`modem[0].mode`") && message.contains("max_parts = 1"),
+        "{message}"
+    );
+    let fixed = format!("[sms]\nmax_parts = 1\n{text}");
+    assert_eq!(parse(&fixed).unwrap().modems[0].mode, SmsMode::Text);
+    let wrong = GOOD.replace("baud = 115200", "baud = 115200\nmode = \"binary\"");
+    assert!(parse(&wrong).unwrap_err().to_string().contains("binary"));
+}
+
+#[test]
+fn long_ttl_needs_explicit_consent() {
+    let source = GOOD.replace("ttl_secs = 600", "ttl_secs = 3600");
+    assert!(parse(&source)
+        .unwrap_err()
+        .to_string()
+        .contains("allow_long_ttl"));
+    let source = source.replace("[otp]", "[otp]\nallow_long_ttl = true");
+    assert_eq!(parse(&source).unwrap().otp.ttl_secs, 3600);
+}
+
+#[test]
+fn limits_have_defaults_and_bounds() {
+    let config = parse(GOOD).unwrap();
+    assert_eq!(config.otp.max_failures_per_number, 100);
+    assert_eq!(config.otp.resend_cooldown_secs, 30);
+    assert_eq!(config.otp.max_sends_per_number_per_day, 10);
+    assert_eq!(config.otp.max_sends_per_account_per_minute, 120);
+    assert!(config.otp.allowed_prefixes.is_empty());
+    let too_many = GOOD.replace(
+        "max_attempts = 5",
+        "max_attempts = 5\nmax_failures_per_number = 101",
+    );
+    assert!(parse(&too_many).unwrap_err().to_string().contains("NIST"));
+    let bad_prefix = GOOD.replace(
+        "max_attempts = 5",
+        "max_attempts = 5\nallowed_prefixes = [\"+1\", \"44\"]",
+    );
+    let message = parse(&bad_prefix).unwrap_err().to_string();
+    assert!(
+        message.contains("otp.allowed_prefixes") && message.contains("line 12"),
+        "{message}"
+    );
+}
+
+#[test]
+fn account_needs_exactly_one_token_form() {
+    let both = GOOD.replace(
+        "token = \"secret\"",
+        "token = \"secret\"\ntoken_sha256 = \"00\"",
+    );
+    assert!(parse(&both).unwrap_err().to_string().contains("not both"));
+    let bad_hash = GOOD.replace("token = \"secret\"", "token_sha256 = \"abc\"");
+    assert!(parse(&bad_hash)
+        .unwrap_err()
+        .to_string()
+        .contains("64 hex digits"));
+}
+
+#[test]
+fn serve_needs_accounts_and_modems_but_simulate_does_not() {
+    assert!(parse("").unwrap_err().to_string().contains("[[account]]"));
+    let config = Config::parse("", Path::new("x"), Requirements::Nothing).unwrap();
+    assert_eq!(config.http.listen, default_listen());
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let config = parse(GOOD).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("secret"), "{debug}");
+    assert!(!debug.contains("1234\""), "{debug}");
+}

@@ -1,0 +1,199 @@
+//! The rules a parsed config must meet, each failure located by section and key.
+
+use super::{Config, Requirements, SmsMode};
+use crate::sms::PhoneNumber;
+
+impl Config {
+    pub(super) fn validate(&self, needs: Requirements) -> Result<(), Problem> {
+        let otp = &self.otp;
+        if !(6..=10).contains(&otp.code_length) {
+            return Err(Problem::new("otp", "code_length", "must be 6 to 10 digits"));
+        }
+        if otp.ttl_secs == 0 {
+            return Err(Problem::new("otp", "ttl_secs", "must be at least 1 second"));
+        }
+        if otp.ttl_secs > 600 && !otp.allow_long_ttl {
+            return Err(Problem::new(
+                "otp",
+                "ttl_secs",
+                "above 600 seconds needs `allow_long_ttl = true` (a long-lived code is easier to phish)",
+            ));
+        }
+        if otp.max_attempts == 0 {
+            return Err(Problem::new("otp", "max_attempts", "must be at least 1"));
+        }
+        if otp.max_failures_per_number == 0 || otp.max_failures_per_number > 100 {
+            return Err(Problem::new(
+                "otp",
+                "max_failures_per_number",
+                "must be 1 to 100 (NIST SP 800-63B caps failed attempts at 100)",
+            ));
+        }
+        if otp.max_sends_per_number_per_day == 0 {
+            return Err(Problem::new(
+                "otp",
+                "max_sends_per_number_per_day",
+                "must be at least 1",
+            ));
+        }
+        if otp.max_sends_per_account_per_minute == 0 {
+            return Err(Problem::new(
+                "otp",
+                "max_sends_per_account_per_minute",
+                "must be at least 1",
+            ));
+        }
+        for prefix in &otp.allowed_prefixes {
+            let digits = prefix.strip_prefix('+').unwrap_or("");
+            if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(Problem::new(
+                    "otp",
+                    "allowed_prefixes",
+                    &format!("{prefix:?} is not '+' followed by 1 to 15 digits"),
+                ));
+            }
+        }
+        if !(1..=255).contains(&self.sms.max_parts) {
+            return Err(Problem::new("sms", "max_parts", "must be 1 to 255"));
+        }
+        if self.http.max_body_bytes < 256 {
+            return Err(Problem::new(
+                "http",
+                "max_body_bytes",
+                "must be at least 256",
+            ));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(Problem::new(
+                "log",
+                "filter",
+                &format!("invalid filter: {e}"),
+            ));
+        }
+
+        let mut sids = std::collections::HashSet::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let at = |key: &str, message: &str| Problem::indexed("account", i, key, message);
+            if account.sid.is_empty() || account.sid.chars().any(|c| c.is_control() || c == ':') {
+                return Err(at(
+                    "sid",
+                    "must be non-empty, without ':' or control characters",
+                ));
+            }
+            if !sids.insert(account.sid.as_str()) {
+                return Err(at("sid", "is used by two accounts"));
+            }
+            match (&account.token, &account.token_sha256) {
+                (Some(_), Some(_)) => {
+                    return Err(at(
+                        "token",
+                        "give either `token` or `token_sha256`, not both",
+                    ))
+                }
+                (None, None) => return Err(at("token", "missing: give `token` or `token_sha256`")),
+                (Some(token), None) if token.is_empty() => {
+                    return Err(at("token", "must not be empty"))
+                }
+                (None, Some(digest)) if !is_sha256_hex(digest) => {
+                    return Err(at(
+                        "token_sha256",
+                        "must be 64 hex digits (sms2fa hash-token)",
+                    ))
+                }
+                _ => {}
+            }
+        }
+
+        let mut names = std::collections::HashSet::new();
+        for (i, modem) in self.modems.iter().enumerate() {
+            let at = |key: &str, message: &str| Problem::indexed("modem", i, key, message);
+            if modem.name.is_empty() || modem.name.chars().any(|c| c.is_control()) {
+                return Err(at("name", "must be non-empty, without control characters"));
+            }
+            if !names.insert(modem.name.as_str()) {
+                return Err(at("name", "is used by two modems"));
+            }
+            if modem.baud == 0 {
+                return Err(at("baud", "must be positive"));
+            }
+            if let Some(pin) = &modem.pin {
+                if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(at("pin", "must be 4 to 8 digits"));
+                }
+            }
+            for (key, value) in [("number", &modem.number), ("smsc", &modem.smsc)] {
+                if let Some(Err(e)) = value.as_deref().map(PhoneNumber::parse) {
+                    return Err(at(key, &e.to_string()));
+                }
+            }
+            if modem.health_interval_secs == 0 {
+                return Err(at("health_interval_secs", "must be at least 1"));
+            }
+            if modem.mode == SmsMode::Text && self.sms.max_parts > 1 {
+                return Err(at(
+                    "mode",
+                    "text mode sends single-part SMS only: also set `max_parts = 1` in [sms]",
+                ));
+            }
+            if !(1..=300).contains(&modem.send_timeout_secs) {
+                return Err(at("send_timeout_secs", "must be 1 to 300"));
+            }
+        }
+
+        if needs == Requirements::AccountsAndModems {
+            if self.accounts.is_empty() {
+                return Err(Problem::new(
+                    "account",
+                    "sid",
+                    "no [[account]] configured: nobody could call the API",
+                ));
+            }
+            if self.modems.is_empty() {
+                return Err(Problem::new(
+                    "modem",
+                    "device",
+                    "no [[modem]] configured: no SMS could be sent",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A validation failure, located by section, array index and key.
+pub(super) struct Problem {
+    pub(super) section: String,
+    pub(super) index: Option<usize>,
+    pub(super) key: String,
+    pub(super) message: String,
+}
+
+impl Problem {
+    fn new(section: &str, key: &str, message: &str) -> Self {
+        Self {
+            section: section.to_owned(),
+            index: None,
+            key: key.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+
+    fn indexed(section: &str, index: usize, key: &str, message: &str) -> Self {
+        Self {
+            index: Some(index),
+            ..Self::new(section, key, message)
+        }
+    }
+
+    pub(super) fn dotted_key(&self) -> String {
+        match self.index {
+            Some(i) => format!("{}[{}].{}", self.section, i, self.key),
+            None => format!("{}.{}", self.section, self.key),
+        }
+    }
+}
