@@ -193,12 +193,7 @@ pub async fn modems(
     let queued = tokio::task::spawn_blocking(move || ops.store.queue_depth())
         .await
         .map_err(|_| ApiError::internal())?;
-    let modems: Vec<Value> = state
-        .ops
-        .modems
-        .iter()
-        .map(modem_json)
-        .collect();
+    let modems: Vec<Value> = state.ops.modems.iter().map(modem_json).collect();
     Ok(Json(
         json!({"code": 200, "queued": queued, "modems": modems}),
     ))
