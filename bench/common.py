@@ -168,7 +168,7 @@ class Client:
             self.conn.close()
 
 
-def sms2fa_config(path, listen, state, modems, extra_otp=""):
+def sms2fa_config(path, listen, state, modems, extra_otp="", accounts=1):
     """A config with limits raised for benchmarks; modems = list of device paths."""
     text = f"""[http]
 listen = "{listen}"
@@ -188,6 +188,12 @@ filter = "warn"
 
 [[account]]
 sid = "ACbench"
+token = "bench-token"
+"""
+    for k in range(1, accounts):
+        text += f"""
+[[account]]
+sid = "ACbench{k:03d}"
 token = "bench-token"
 """
     for i, device in enumerate(modems):

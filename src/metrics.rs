@@ -54,6 +54,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A per-modem counter: metric name, help text, and how to read it off a sample.
+type ModemCounter = (&'static str, &'static str, fn(&ModemSample) -> u64);
+
 /// What one modem looks like at scrape time.
 #[derive(Debug, Clone)]
 pub struct ModemSample {
@@ -242,7 +245,7 @@ fn render_modems(out: &mut String, modems: &[ModemSample]) {
             );
         }
     }
-    let counters: [(&str, &str, fn(&ModemSample) -> u64); 3] = [
+    let counters: [ModemCounter; 3] = [
         (
             "sms2fa_sms_sent_total",
             "SMS the modem accepted (+CMGS) since start",
