@@ -3,6 +3,7 @@
 # the purge task's cost over 10^6 expiring codes (examples/scale.rs, in-process).
 #   bench/scale.sh                      # 1000 100000 1000000
 #   bench/scale.sh 1000 100000          # chosen sizes (e.g. when 10^6 is too slow)
+#   SCALE_ACCOUNTS=1000000 bench/scale.sh 1000000   # one account per code (see docs)
 # Writes target/bench/scale.jsonl and prints a Markdown table. Needs about 1.5 GB of
 # disk for 10^6 codes (under $TMPDIR), removed afterwards.
 set -eu
@@ -13,15 +14,15 @@ if [ -n "${SCALE_BIN:-}" ]; then bin="$SCALE_BIN"; else
   bin="${CARGO_TARGET_DIR:-target}/release/examples/scale"
 fi
 work="${TMPDIR:-/tmp}/sms2fa-bench-scale"
-out=target/bench/scale.jsonl
+out="${SCALE_OUT:-target/bench/scale.jsonl}"
 mkdir -p target/bench
 : > "$out"
 for n in $sizes; do
   rm -rf "$work"
   echo "filling $n codes" >&2
-  "$bin" fill --state "$work" --codes "$n" >> "$out"
+  "$bin" fill --state "$work" --codes "$n" --accounts "${SCALE_ACCOUNTS:-1000}" >> "$out"
   echo "verifying with $n live codes (fresh process), then purging them" >&2
-  "$bin" verify --state "$work" --codes "$n" --samples 2000 --purge >> "$out"
+  "$bin" verify --state "$work" --codes "$n" --accounts "${SCALE_ACCOUNTS:-1000}" --samples 2000 --purge >> "$out"
 done
 rm -rf "$work"
 python3 - "$out" <<'PY'

@@ -81,7 +81,12 @@ fn cpu_seconds() -> f64 {
         .unwrap_or("")
         .split_whitespace()
         .collect();
-    let t = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let t = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (t(11) + t(12)) / 100.0
 }
 
@@ -191,7 +196,11 @@ async fn verify(args: &Args) -> serde_json::Value {
     };
     // Warm up a little (first touches of the tree pages), then measure.
     for round in 0..2 {
-        let n = if round == 0 { args.samples / 10 } else { args.samples };
+        let n = if round == 0 {
+            args.samples / 10
+        } else {
+            args.samples
+        };
         for _ in 0..n {
             let i = next_random() % args.codes;
             let request = VerifyRequest {

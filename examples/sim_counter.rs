@@ -106,7 +106,9 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "modem {i}: {} -> {}",
             port.path().display(),
-            port.tty().map(|t| t.display().to_string()).unwrap_or_default()
+            port.tty()
+                .map(|t| t.display().to_string())
+                .unwrap_or_default()
         );
         ports.push(port);
     }

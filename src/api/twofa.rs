@@ -1,7 +1,7 @@
 //! `/2fa/send`, `/2fa/verify` and `/2fa/messages/{id}`.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -171,9 +171,11 @@ pub async fn verify(
 pub async fn message(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let account = state.accounts.authenticate(&headers)?;
+    // An id that is not even UTF-8 names no message: the same JSON 404 as any other.
+    let id = id.map(|Path(id)| id).unwrap_or_default();
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -12,6 +12,11 @@ use crate::at::{parse_cmgs, Digester, ErrorCode, Event, FinalResult, Urc};
 const CTRL_Z: u8 = 0x1a;
 const ESC: u8 = 0x1b;
 
+/// After ESC: the line counts as settled after this long without a byte…
+const SETTLE_QUIET: Duration = Duration::from_millis(200);
+/// …or after this long in all, if the modem keeps talking (a URC storm).
+const SETTLE_MAX: Duration = Duration::from_secs(2);
+
 /// How long the modem may take to show the `> ` prompt after `AT+CMGS=<n>`.
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -83,8 +88,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
 
     /// ESC cancels a `> ` prompt that a killed process may have left open; Ctrl-Z
     /// would instead send whatever half-PDU was typed.
+    ///
+    /// Whatever the modem answers to it (some say `OK`, some nothing) and any reply
+    /// still on its way from an abandoned command is read off here, until the line has
+    /// been quiet for a moment; otherwise that stray `OK` would be taken as the answer
+    /// to the next command and every later reply would be one out of step.
     pub async fn cancel_prompt(&mut self) -> Result<(), CommandError> {
+        self.digester.reset();
         self.write(&[ESC]).await?;
+        let give_up = Instant::now() + SETTLE_MAX;
+        let mut buf = [0u8; 512];
+        loop {
+            let quiet_until = (Instant::now() + SETTLE_QUIET).min(give_up);
+            match tokio::time::timeout_at(quiet_until, self.stream.read(&mut buf)).await {
+                // Quiet (or settled long enough): the line is in step again.
+                Err(_) => break,
+                Ok(Ok(0)) => return Err(CommandError::Closed),
+                Ok(Ok(n)) => {
+                    // No command is pending, so every line is kept as unsolicited:
+                    // a `+CDS` arriving now is not lost.
+                    self.digester.feed(&buf[..n]);
+                    while let Some(event) = self.digester.next_event() {
+                        self.keep_unsolicited(event);
+                    }
+                }
+                Ok(Err(e)) => return Err(CommandError::Io(e)),
+            }
+            if Instant::now() >= give_up {
+                break;
+            }
+        }
         self.digester.reset();
         Ok(())
     }

@@ -307,8 +307,24 @@ impl ModemTask {
         &mut self,
         session: &mut AtSession<S>,
     ) -> Result<bool, CommandError> {
+        let mut unanswered = 0;
         loop {
             let health = health::check(session).await?;
+            // No registration line at all, three times over: the replies are not what
+            // was asked (out of step) — start the link afresh rather than wait forever.
+            unanswered = if health.registration.is_none() {
+                unanswered + 1
+            } else {
+                0
+            };
+            if unanswered >= 3 {
+                return Err(CommandError::Rejected {
+                    command: "AT+CREG?".to_owned(),
+                    result: crate::at::FinalResult::Other(
+                        "no registration state in the reply".to_owned(),
+                    ),
+                });
+            }
             let registered = health.registered();
             self.status.send_modify(|s| s.health = health);
             if registered {

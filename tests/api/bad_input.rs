@@ -155,6 +155,20 @@ async fn malformed_json_wrong_type_and_oversize_bodies() {
 }
 
 #[tokio::test]
+async fn a_message_id_that_is_not_utf8_gets_a_json_404() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/2fa/messages/%FF", app.base))
+        .basic_auth(SID, Some(TOKEN))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(response).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
 async fn unknown_route_and_method_get_json_errors() {
     let app = spawn_app().await;
     let response = app

@@ -131,6 +131,58 @@ async fn cnmi_variants_are_tried_in_turn() {
 }
 
 #[tokio::test]
+async fn a_modem_left_at_the_prompt_by_a_killed_process_is_brought_back_in_step() {
+    use tokio::io::AsyncWriteExt;
+    // Another process opens the modem, starts an SMS and dies at the `> ` prompt.
+    let state = tempfile::tempdir().unwrap();
+    let sms = sms2fa::sim::SmsLog::in_memory();
+    let port = sms2fa::sim::SimPort::plug(
+        state.path().join("modem"),
+        SimOptions::default(),
+        sms.clone(),
+    )
+    .unwrap();
+    {
+        let mut killed = sms2fa::modem::open_port(port.path(), 115_200).unwrap();
+        killed.write_all(b"AT+CMGS=23\r").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        killed.write_all(b"0011000B91").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut config = sms2fa::config::Config::parse(
+        "",
+        std::path::Path::new("t"),
+        sms2fa::config::Requirements::Nothing,
+    )
+    .unwrap();
+    config.http.listen = "127.0.0.1:0".parse().unwrap();
+    config.storage.path = state.path().join("state");
+    config.accounts = vec![sms2fa::config::AccountConfig {
+        sid: SID.into(),
+        token: Some(TOKEN.into()),
+        token_sha256: None,
+    }];
+    config.modems = vec![sms2fa::config::ModemConfig::new(
+        "sim0",
+        port.path().to_owned(),
+    )];
+    let app = sms2fa::app::Application::build(&config).await.unwrap();
+    let mut status = app.modems()[0].status.clone();
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    tokio::time::timeout(PATIENCE, status.wait_for(|s| s.state == ModemState::Ready))
+        .await
+        .expect("the modem is ready again, its replies in step")
+        .unwrap();
+    assert!(
+        sms.all().is_empty(),
+        "the half-typed PDU was cancelled, not sent"
+    );
+}
+
+#[tokio::test]
 async fn a_wrong_pin_is_never_tried_twice() {
     let sim = SimOptions {
         pin: Some("2468".into()),

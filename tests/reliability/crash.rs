@@ -66,6 +66,20 @@ impl Drop for Process {
     }
 }
 
+enum Kept {
+    Temp(tempfile::TempDir),
+    Path(PathBuf),
+}
+
+impl Kept {
+    fn path(&self) -> &Path {
+        match self {
+            Kept::Temp(dir) => dir.path(),
+            Kept::Path(path) => path,
+        }
+    }
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -89,7 +103,7 @@ max_sends_per_number_per_day = 1000000
 max_sends_per_account_per_minute = 1000000
 
 [log]
-filter = "warn"
+filter = "info,sms2fa::modem=debug"
 
 [[account]]
 sid = "{SID}"
@@ -219,6 +233,14 @@ async fn crash() {
     let kills: usize = env_or("CRASH_KILLS", 20);
     let mut rng = Rng::from_env("CRASH_SEED");
     let dir = tempfile::tempdir().expect("temp dir");
+    // CRASH_KEEP=1 keeps the state folder, the daemon's log and the SMS log to look into.
+    let dir = if std::env::var_os("CRASH_KEEP").is_some() {
+        let kept = dir.keep();
+        println!("state, logs: {}", kept.display());
+        Kept::Path(kept)
+    } else {
+        Kept::Temp(dir)
+    };
     let link = dir.path().join("modem");
     let sms_log = dir.path().join("sms.jsonl");
     let daemon_log = dir.path().join("daemon.log");
