@@ -47,74 +47,84 @@ impl SendLimits {
         }
     }
 
-    /// Judge a send at `now` and, if allowed, record it in both histories.
+    /// Judge a send at `now` and, if allowed, record it in the number's history and
+    /// the account's budget.
     pub fn admit(
         &self,
         now: DateTime<Utc>,
         number: &mut SendHistory,
-        account: &mut SendHistory,
+        account: &mut AccountBudget,
     ) -> Result<(), SendRefusal> {
-        number.forget_before(now - Duration::days(1));
-        account.forget_before(now - Duration::minutes(1));
+        let now_ms = now.timestamp_millis();
+        number.forget_before(now_ms - Duration::days(1).num_milliseconds());
         if let Some(&last) = number.sends.last() {
-            let free_at = last + self.cooldown;
-            if now < free_at {
+            let free_at = last + self.cooldown.num_milliseconds();
+            if now_ms < free_at {
                 return Err(SendRefusal::Cooldown {
-                    retry_after: free_at - now,
+                    retry_after: Duration::milliseconds(free_at - now_ms),
                 });
             }
         }
-        if let Some(retry_after) = window_full(
-            now,
-            &number.sends,
-            self.per_number_per_day,
-            Duration::days(1),
-        ) {
-            return Err(SendRefusal::NumberDailyCap { retry_after });
+        let daily = usize::try_from(self.per_number_per_day).unwrap_or(usize::MAX);
+        if number.sends.len() >= daily {
+            // A slot frees when the send `daily` places from the end leaves the day.
+            let oldest_counted = number.sends[number.sends.len() - daily];
+            let free_at = oldest_counted + Duration::days(1).num_milliseconds();
+            return Err(SendRefusal::NumberDailyCap {
+                retry_after: Duration::milliseconds((free_at - now_ms).max(1000)),
+            });
         }
-        if let Some(retry_after) = window_full(
-            now,
-            &account.sends,
-            self.per_account_per_minute,
-            Duration::minutes(1),
-        ) {
-            return Err(SendRefusal::AccountRate { retry_after });
-        }
-        number.sends.push(now);
-        account.sends.push(now);
+        let next_tat = account.admit(now, self.per_account_per_minute)?;
+        account.tat_us = next_tat;
+        number.sends.push(now_ms);
+        // Only the last `daily` sends can ever decide; older ones need not be kept.
+        let excess = number.sends.len().saturating_sub(daily);
+        number.sends.drain(..excess);
         Ok(())
     }
 }
 
-/// When a sliding window of `limit` sends frees a slot, if it is full now.
-fn window_full(
-    now: DateTime<Utc>,
-    sends: &[DateTime<Utc>],
-    limit: u32,
-    window: Duration,
-) -> Option<Duration> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if sends.len() < limit {
-        return None;
-    }
-    // The slot frees when the send `limit` places from the end leaves the window.
-    let oldest_counted = sends[sends.len() - limit];
-    Some((oldest_counted + window - now).max(Duration::seconds(1)))
-}
-
-/// Times of recent sends (to one number, or by one account), oldest first.
+/// Times (Unix milliseconds) of the recent sends to one number, oldest first; never
+/// more than the daily cap of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SendHistory {
-    pub sends: Vec<DateTime<Utc>>,
+    pub sends: Vec<i64>,
 }
 
 impl SendHistory {
-    fn forget_before(&mut self, horizon: DateTime<Utc>) {
-        self.sends.retain(|&at| at > horizon);
+    fn forget_before(&mut self, horizon_ms: i64) {
+        self.sends.retain(|&at| at > horizon_ms);
     }
 
     pub fn is_empty(&self) -> bool {
         self.sends.is_empty()
+    }
+}
+
+/// An account's send rate as a generic cell rate algorithm (a token bucket kept as one
+/// number): `limit` sends per minute, in bursts of up to `limit`. O(1) to check and to
+/// store, however high the limit is set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountBudget {
+    /// Theoretical arrival time of the next send, Unix microseconds.
+    pub tat_us: i64,
+}
+
+impl AccountBudget {
+    /// The new theoretical arrival time if a send at `now` is within `per_minute`.
+    fn admit(&self, now: DateTime<Utc>, per_minute: u32) -> Result<i64, SendRefusal> {
+        const WINDOW_US: i64 = 60_000_000;
+        let interval = (WINDOW_US / i64::from(per_minute.max(1))).max(1);
+        let tolerance = WINDOW_US - interval;
+        let now_us = now.timestamp_micros();
+        let tat = self.tat_us.max(now_us);
+        if tat - now_us > tolerance {
+            let wait_us = tat - now_us - tolerance;
+            return Err(SendRefusal::AccountRate {
+                retry_after: Duration::microseconds(wait_us),
+            });
+        }
+        Ok(tat + interval)
     }
 }
 
@@ -189,7 +199,7 @@ mod tests {
     #[test]
     fn cooldown_gives_the_exact_wait() {
         let start = Utc::now();
-        let (mut number, mut account) = (SendHistory::default(), SendHistory::default());
+        let (mut number, mut account) = (SendHistory::default(), AccountBudget::default());
         limits().admit(start, &mut number, &mut account).unwrap();
         let refusal = limits()
             .admit(start + Duration::seconds(10), &mut number, &mut account)
@@ -208,9 +218,9 @@ mod tests {
     #[test]
     fn daily_cap_frees_a_slot_24h_after_the_oldest_counted_send() {
         let start = Utc::now();
-        let (mut number, mut account) = (SendHistory::default(), SendHistory::default());
+        let (mut number, mut account) = (SendHistory::default(), AccountBudget::default());
         for hour in 0..3 {
-            let mut fresh_account = SendHistory::default();
+            let mut fresh_account = AccountBudget::default();
             limits()
                 .admit(
                     start + Duration::hours(hour),
@@ -238,9 +248,10 @@ mod tests {
     }
 
     #[test]
-    fn account_rate_is_a_sliding_minute() {
+    fn account_rate_allows_a_burst_then_the_steady_rate() {
+        // 5 per minute: one every 12 s, bursts of 5.
         let start = Utc::now();
-        let mut account = SendHistory::default();
+        let mut account = AccountBudget::default();
         for i in 0..5 {
             let mut number = SendHistory::default();
             limits()
@@ -251,13 +262,34 @@ mod tests {
         let refusal = limits()
             .admit(start + Duration::seconds(10), &mut number, &mut account)
             .unwrap_err();
+        // The 5 sends used the budget up to t = 60 s; the burst allowance is 48 s.
         assert_eq!(
             refusal,
             SendRefusal::AccountRate {
-                retry_after: Duration::seconds(50)
+                retry_after: Duration::seconds(2)
             }
         );
         assert!(number.is_empty(), "a refused send is not recorded");
+        limits()
+            .admit(start + Duration::seconds(12), &mut number, &mut account)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_huge_limit_keeps_the_stored_state_small() {
+        let limits = SendLimits {
+            cooldown: Duration::zero(),
+            per_number_per_day: 3,
+            per_account_per_minute: 1_000_000,
+        };
+        let start = Utc::now();
+        let (mut number, mut account) = (SendHistory::default(), AccountBudget::default());
+        for i in 0..100 {
+            limits
+                .admit(start + Duration::hours(i * 9), &mut number, &mut account)
+                .unwrap();
+            assert!(number.sends.len() <= 3);
+        }
     }
 
     #[test]

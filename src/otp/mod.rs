@@ -13,7 +13,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use code::OtpCode;
 pub use hasher::{CodeHasher, KeyError, SecretKey};
 pub use limits::{
-    destination_allowed, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal,
+    destination_allowed, AccountBudget, FailureCount, LockPolicy, SendHistory, SendLimits,
+    SendRefusal,
 };
 pub use rules::{judge_attempt, AttemptVerdict, CodeState};
 pub use sealer::{SealError, TextSealer};

@@ -76,6 +76,14 @@ pub enum Command {
     QueryRegistration(RegKind),
     SetRegistration(RegKind, u8),
     QueryOperator,
+    /// `AT+CSCA?`: the service centre the SIM holds.
+    QueryServiceCentre,
+    /// `AT+CSCA="<number>"[,<toa>]`: accepted, not kept (the simulated network needs none).
+    SetServiceCentre,
+    /// `AT+CIMI`: the SIM's IMSI.
+    Imsi,
+    /// `AT+CPMS?`: message storage (empty).
+    QueryStorage,
     Manufacturer,
     Model,
     Revision,
@@ -221,6 +229,10 @@ fn extended(name: &str, op: Op<'_>) -> Option<Command> {
         ("+CGMM" | "+GMM", Op::Exec) => Some(C::Model),
         ("+CGMR" | "+GMR", Op::Exec) => Some(C::Revision),
         ("+CGSN" | "+GSN", Op::Exec) => Some(C::Serial),
+        ("+CSCA", Op::Read) => Some(C::QueryServiceCentre),
+        ("+CSCA", Op::Set(_)) => Some(C::SetServiceCentre),
+        ("+CIMI", Op::Exec) => Some(C::Imsi),
+        ("+CPMS", Op::Read | Op::Set(_)) => Some(C::QueryStorage),
         ("+CFUN", Op::Read) => Some(C::QueryFunctionality),
         ("+CFUN", Op::Set(a)) => {
             let args = split_args(a);
@@ -338,5 +350,9 @@ mod tests {
         assert_eq!(p("HELLO"), Command::Unknown);
         assert_eq!(p("AT+CSQ"), Command::SignalQuality);
         assert_eq!(p("AT+CGSN"), Command::Serial);
+        assert_eq!(p("AT+CSCA?"), Command::QueryServiceCentre);
+        assert_eq!(p("AT+CSCA=\"+15550009999\",145"), Command::SetServiceCentre);
+        assert_eq!(p("AT+CIMI"), Command::Imsi);
+        assert_eq!(p("AT+CPMS?"), Command::QueryStorage);
     }
 }

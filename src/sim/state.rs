@@ -169,6 +169,11 @@ impl Modem {
             C::Model => Reply::line(MODEL),
             C::Revision => Reply::line(REVISION),
             C::Serial => Reply::line(IMEI),
+            // What gammu-smsd and smstools3 ask at start-up (bench/peers.py drives them).
+            C::QueryServiceCentre => Reply::line("+CSCA: \"+15550009999\",145"),
+            C::SetServiceCentre => Reply::ok(),
+            C::Imsi => Reply::line("001010123456789"),
+            C::QueryStorage => Reply::line("+CPMS: \"SM\",0,20,\"SM\",0,20,\"SM\",0,20"),
             C::QueryFunctionality => Reply::line(format!("+CFUN: {}", u8::from(self.radio_on))),
             C::SetFunctionality { fun, reset } => {
                 if reset {

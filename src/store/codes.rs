@@ -10,7 +10,8 @@ use super::records::{
 use super::{decode, decode_tx, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus};
 use super::{OutboundMessage, Store, StoreError, Transition};
 use crate::otp::{
-    AttemptVerdict, CodeState, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal,
+    AccountBudget, AttemptVerdict, CodeState, FailureCount, LockPolicy, SendHistory, SendLimits,
+    SendRefusal,
 };
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -74,12 +75,12 @@ impl Store {
                 return Ok(Err(SendRefusal::NumberLocked { retry_after }));
             }
             let mut number_sends: SendHistory = read_or_default(limits, &number_key)?;
-            let mut account_sends: SendHistory = read_or_default(limits, &account_key)?;
-            if let Err(refusal) = send_limits.admit(now, &mut number_sends, &mut account_sends) {
+            let mut account_budget: AccountBudget = read_or_default(limits, &account_key)?;
+            if let Err(refusal) = send_limits.admit(now, &mut number_sends, &mut account_budget) {
                 return Ok(Err(refusal));
             }
             limits.insert(number_key.as_slice(), encode(&number_sends))?;
-            limits.insert(account_key.as_slice(), encode(&account_sends))?;
+            limits.insert(account_key.as_slice(), encode(&account_budget))?;
             if let Some(old) = codes.get(&scope_key)? {
                 let old: CodeRecord = decode_tx(&old, "codes")?;
                 expiry.remove(expiry_key(old.expires_at, &scope_key))?;

@@ -43,9 +43,9 @@ pub fn number_history_key(account: &str, number: &str) -> Vec<u8> {
     key
 }
 
-/// `limits` key of an account's send history.
+/// `limits` key of an account's send budget.
 pub fn account_history_key(account: &str) -> Vec<u8> {
-    let mut key = vec![b'a'];
+    let mut key = vec![b'r'];
     key.extend_from_slice(account.as_bytes());
     key
 }
