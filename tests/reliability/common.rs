@@ -94,6 +94,29 @@ pub async fn verify(client: &Client, base: &str, number: &str, code: &str) -> (u
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Poll a message until its status is terminal: `Ok(message)`, or `Err(last seen)`
+/// once `deadline` passes.
+pub async fn await_terminal(
+    client: &Client,
+    base: &str,
+    id: &str,
+    deadline: std::time::Instant,
+    poll: Duration,
+) -> Result<Value, Option<Value>> {
+    loop {
+        let message = get_message(client, base, id).await;
+        if let Some(m) = &message {
+            if is_terminal(m["status"].as_str().unwrap_or_default()) {
+                return Ok(m.clone());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(message);
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
 pub fn is_terminal(status: &str) -> bool {
     matches!(status, "sent" | "delivered" | "failed")
 }

@@ -321,19 +321,11 @@ async fn crash() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut messages: HashMap<String, Value> = HashMap::new();
     for (_, id) in &accepted {
-        loop {
-            let message = get_message(&client, &base, id).await;
-            if let Some(m) = &message {
-                if is_terminal(m["status"].as_str().unwrap_or_default()) {
-                    messages.insert(id.clone(), m.clone());
-                    break;
-                }
+        match await_terminal(&client, &base, id, deadline, Duration::from_millis(50)).await {
+            Ok(message) => {
+                messages.insert(id.clone(), message);
             }
-            assert!(
-                Instant::now() < deadline,
-                "message {id} is not terminal 60 s after the load: {message:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            Err(last) => panic!("message {id} is not terminal 60 s after the load: {last:?}"),
         }
     }
     // The simulator records an SMS when its last part is in; give it a moment.

@@ -247,19 +247,19 @@ async fn soak() {
     let mut stuck = Vec::new();
     let drain_deadline = drain_started + Duration::from_secs(180);
     for (_, id) in &accepted {
-        loop {
-            let message = get_message(&client, &base, id).await;
-            if let Some(m) = &message {
-                if is_terminal(m["status"].as_str().unwrap_or_default()) {
-                    messages.insert(id.clone(), m.clone());
-                    break;
-                }
+        match await_terminal(
+            &client,
+            &base,
+            id,
+            drain_deadline,
+            Duration::from_millis(100),
+        )
+        .await
+        {
+            Ok(message) => {
+                messages.insert(id.clone(), message);
             }
-            if Instant::now() > drain_deadline {
-                stuck.push(format!("{id}: {message:?}"));
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(last) => stuck.push(format!("{id}: {last:?}")),
         }
     }
     let drain = drain_started.elapsed();
