@@ -122,10 +122,7 @@ fn open(state: &Path, clock: Arc<ManualClock>) -> (Store, TwoFactor) {
     config.otp.max_sends_per_account_per_minute = 1_000_000_000;
     config.otp.max_attempts = 1_000_000;
     config.otp.max_failures_per_number = 100;
-    let policy = Policy {
-        otp: config.otp.clone(),
-        sms: config.sms.clone(),
-    };
+    let policy = Policy::from_config(&config);
     let twofa = TwoFactor::new(
         store.clone(),
         CodeHasher::new(key),

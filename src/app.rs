@@ -76,10 +76,7 @@ impl Reloader {
         let accounts = Accounts::from_config(&config.accounts);
         let count = accounts.len();
         self.accounts.replace(accounts);
-        self.twofa.set_policy(Policy {
-            otp: config.otp.clone(),
-            sms: config.sms.clone(),
-        });
+        self.twofa.set_policy(Policy::from_config(config));
         self.metrics.reload_done("ok");
         tracing::info!(
             accounts = count,
@@ -165,10 +162,7 @@ impl Application {
             stop.child_token(),
         )));
 
-        let policy = Policy {
-            otp: config.otp.clone(),
-            sms: config.sms.clone(),
-        };
+        let policy = Policy::from_config(config);
         let twofa = TwoFactor::new(
             store.clone(),
             CodeHasher::new(key),

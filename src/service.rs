@@ -85,6 +85,15 @@ pub struct Policy {
     pub sms: SmsConfig,
 }
 
+impl Policy {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            otp: config.otp.clone(),
+            sms: config.sms.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct TwoFactor {
     store: Store,
