@@ -1,4 +1,4 @@
-//! Wiring: open the store, start the modem tasks, the dispatcher, the purge task and
+//! Wiring: open the store, start the modem tasks, the dispatcher, the housekeeping task and
 //! the HTTP server; run until the shutdown future resolves.
 
 use std::future::Future;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, Accounts, AppState, LiveAccounts, Ops};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
+use crate::housekeeping::{self, Housekeeping};
 use crate::metrics::Metrics;
 use crate::modem::{spawn_modem, ModemHandle, ModemSettings};
 use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock, TextSealer};
@@ -23,7 +24,6 @@ use crate::service::{Policy, TwoFactor};
 use crate::store::{Store, StoreError};
 use crate::systemd::{run_watchdog, Heartbeat, Liveness, Notifier};
 
-const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long shutdown waits for a modem to finish the SMS it is sending; the unit's
 /// `TimeoutStopSec=` leaves room for it.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -144,10 +144,14 @@ impl Application {
                 tracing::error!(error = %e, "the dispatcher stopped on a storage error");
             }
         }));
-        let purge_heartbeat = Heartbeat::new();
+        let housekeeping_heartbeat = Heartbeat::new();
         let mut liveness = Liveness::default();
-        // The purge loop turns every PURGE_INTERVAL; two missed turns mean it is stuck.
-        liveness.watch("purge", purge_heartbeat.clone(), PURGE_INTERVAL * 5 / 2);
+        // Housekeeping turns every INTERVAL; two missed turns mean it is stuck.
+        liveness.watch(
+            "housekeeping",
+            housekeeping_heartbeat.clone(),
+            housekeeping::INTERVAL * 5 / 2,
+        );
         // The dispatcher turns at least every MAX_IDLE; a send in flight does not block
         // it (sends run in their own tasks).
         liveness.watch(
@@ -155,12 +159,15 @@ impl Application {
             dispatcher_heartbeat,
             crate::dispatch::MAX_IDLE * 3,
         );
-        background.push(tokio::spawn(purge_expired(
-            store.clone(),
-            clock.clone(),
-            purge_heartbeat,
-            stop.child_token(),
-        )));
+        background.push(tokio::spawn(
+            Housekeeping::new(
+                store.clone(),
+                clock.clone(),
+                config.storage.message_retention_days,
+                housekeeping_heartbeat,
+            )
+            .run(stop.child_token()),
+        ));
 
         let policy = Policy::from_config(config);
         let twofa = TwoFactor::new(
@@ -313,32 +320,5 @@ async fn all_modems_stopped(
 ) {
     for mut status in statuses {
         while status.changed().await.is_ok() {}
-    }
-}
-
-async fn purge_expired(
-    store: Store,
-    clock: Arc<dyn Clock>,
-    heartbeat: Heartbeat,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(PURGE_INTERVAL);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        heartbeat.beat();
-        let store = store.clone();
-        let now = clock.now();
-        let purge = move || -> Result<usize, crate::store::StoreError> {
-            Ok(store.purge_expired(now)? + store.purge_idempotency(now)?)
-        };
-        match tokio::task::spawn_blocking(purge).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(purged)) => tracing::debug!(purged, "expired codes and idempotency keys purged"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "purging expired codes failed"),
-            Err(e) => tracing::warn!(error = %e, "the purge task panicked"),
-        }
     }
 }

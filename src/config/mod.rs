@@ -63,14 +63,23 @@ fn default_max_body_bytes() -> usize {
 pub struct StorageConfig {
     #[serde(default = "default_storage_path")]
     pub path: PathBuf,
+    /// Days a message's status history stays readable (`GET /2fa/messages/{id}`)
+    /// after it was sent or failed.
+    #[serde(default = "default_message_retention_days")]
+    pub message_retention_days: u32,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             path: default_storage_path(),
+            message_retention_days: default_message_retention_days(),
         }
     }
+}
+
+fn default_message_retention_days() -> u32 {
+    7
 }
 
 fn default_storage_path() -> PathBuf {

@@ -147,3 +147,22 @@ fn debug_output_hides_secrets() {
     assert!(!debug.contains("secret"), "{debug}");
     assert!(!debug.contains("1234\""), "{debug}");
 }
+
+#[test]
+fn message_retention_has_a_default_and_bounds() {
+    assert_eq!(parse(GOOD).unwrap().storage.message_retention_days, 7);
+    let kept = GOOD.replace(
+        "path = \"/var/lib/sms2fa\"",
+        "path = \"/var/lib/sms2fa\"\nmessage_retention_days = 30",
+    );
+    assert_eq!(parse(&kept).unwrap().storage.message_retention_days, 30);
+    let zero = GOOD.replace(
+        "path = \"/var/lib/sms2fa\"",
+        "path = \"/var/lib/sms2fa\"\nmessage_retention_days = 0",
+    );
+    let message = parse(&zero).unwrap_err().to_string();
+    assert!(
+        message.contains("storage.message_retention_days"),
+        "{message}"
+    );
+}

@@ -9,6 +9,14 @@ impl Config {
         if !(6..=10).contains(&otp.code_length) {
             return Err(Problem::new("otp", "code_length", "must be 6 to 10 digits"));
         }
+        let retention = self.storage.message_retention_days;
+        if !(1..=3650).contains(&retention) {
+            return Err(Problem::new(
+                "storage",
+                "message_retention_days",
+                "must be from 1 to 3650 days",
+            ));
+        }
         if otp.ttl_secs == 0 {
             return Err(Problem::new("otp", "ttl_secs", "must be at least 1 second"));
         }

@@ -99,6 +99,12 @@ impl SendHistory {
     pub fn is_empty(&self) -> bool {
         self.sends.is_empty()
     }
+
+    /// No send in the last day: the history can no longer refuse one.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        let horizon_ms = (now - Duration::days(1)).timestamp_millis();
+        self.sends.iter().all(|&at| at <= horizon_ms)
+    }
 }
 
 /// An account's send rate as a generic cell rate algorithm (a token bucket kept as one
@@ -126,6 +132,11 @@ impl AccountBudget {
         }
         Ok(tat + interval)
     }
+
+    /// The whole burst is available again: the same as no record at all.
+    pub fn is_full(&self, now: DateTime<Utc>) -> bool {
+        self.tat_us <= now.timestamp_micros()
+    }
 }
 
 /// Consecutive wrong codes for one (account, service, number), across resends.
@@ -133,6 +144,13 @@ impl AccountBudget {
 pub struct FailureCount {
     pub consecutive: u32,
     pub locked_until: Option<DateTime<Utc>>,
+}
+
+impl FailureCount {
+    /// A lock that has run out: [`LockPolicy::locked`] would clear the count anyway.
+    pub fn lock_ran_out(&self, now: DateTime<Utc>) -> bool {
+        self.locked_until.is_some_and(|until| until <= now)
+    }
 }
 
 /// The per-number lock rule.

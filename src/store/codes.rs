@@ -1,11 +1,11 @@
 //! Codes: issuing (limits checked, code + outbox message in one transaction), attempts,
-//! cancel, unlock, purge.
+//! cancel, unlock.
 
 use chrono::{DateTime, Utc};
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 
 use super::records::{
-    account_history_key, expiry_key, failures_key, number_history_key, outbox_key, time_key,
+    account_history_key, expiry_key, failures_key, number_history_key, outbox_key,
 };
 use super::{decode, decode_tx, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus};
 use super::{OutboundMessage, Store, StoreError, Transition};
@@ -97,7 +97,7 @@ impl Store {
     /// One verification attempt, applied atomically: a locked number is refused before
     /// any code is looked at; otherwise `judge` decides on the stored state. Approval
     /// consumes the code and clears the failure count; a wrong code counts against both
-    /// the code and the number. Expired codes are left to the purge task, so that an
+    /// the code and the number. Expired codes are left to housekeeping, so that an
     /// expired code costs the same work as an unknown one.
     /// Call [`Store::durable`] before answering.
     pub fn attempt(
@@ -172,29 +172,6 @@ impl Store {
         };
         let mut count: FailureCount = decode(&bytes, "limits")?;
         Ok(lock.locked(now, &mut count).is_some())
-    }
-
-    /// Remove every code that expired before `now`, through the expiry index. Returns
-    /// how many were removed.
-    pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let mut purged = 0;
-        for entry in self.expiry.range(..time_key(now).to_vec()) {
-            let (index_key, _) = entry?;
-            let scope_key = &index_key[8..];
-            (&self.codes, &self.expiry).transaction(|(codes, expiry)| {
-                if let Some(bytes) = codes.get(scope_key)? {
-                    let record: CodeRecord = decode_tx(&bytes, "codes")?;
-                    // A newer code may have replaced the expired one under the same scope.
-                    if expiry_key(record.expires_at, scope_key) == index_key.as_ref() {
-                        codes.remove(scope_key)?;
-                    }
-                }
-                expiry.remove(index_key.as_ref())?;
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            })?;
-            purged += 1;
-        }
-        Ok(purged)
     }
 
     /// Number of live (unpurged) codes.

@@ -2,13 +2,14 @@
 //!
 //! Trees:
 //! - `codes`: scope key → [`CodeRecord`] (keyed hash only, never the code)
-//! - `expiry`: (expires_at, scope key) → () — the purge task's index
+//! - `expiry`: (expires_at, scope key) → () — housekeeping's index
 //! - `outbox`: (due, message id) → [`OutboundMessage`] waiting to be sent
 //! - `inflight`: message id → [`OutboundMessage`] claimed by the dispatcher; put back
 //!   into `outbox` at start-up, because a crash mid-send must not lose it
-//! - `messages`: message id → [`MessageRecord`] (status history, no text)
+//! - `messages`: message id → [`MessageRecord`] (status history, no text), kept
+//!   `message_retention_days` once settled
 //! - `limits`: send histories per number and per account, failure counts per scope
-//!   (so limits hold across restarts)
+//!   (so limits hold across restarts); swept once they can no longer refuse anything
 //! - `idempotency` (+ `idempotency_index` by time): the first answer per
 //!   `Idempotency-Key`, for 24 hours
 //! - `reports`: (modem, TP-MR) → sent part, to match delivery reports
@@ -19,6 +20,7 @@ mod idempotency;
 mod outbox;
 mod records;
 mod reports;
+mod retention;
 
 use std::path::Path;
 
@@ -29,6 +31,7 @@ pub use records::{
     CodeRecord, CodeScope, MessageRecord, MessageStatus, OutboundMessage, Transition,
 };
 pub use reports::ReportOutcome;
+pub use retention::Sweep;
 
 use flusher::Flusher;
 use records::SealedMessage;

@@ -224,6 +224,169 @@ async fn purge_removes_only_expired_codes() {
 }
 
 #[tokio::test]
+async fn purge_works_in_batches_and_keeps_a_replacing_code() {
+    let (store, _dir) = open().await;
+    for i in 0..25 {
+        issue(
+            &store,
+            &new_code(&format!("SM{i}"), &format!("+1555100{i:04}"), 1),
+        );
+    }
+    // A resend to the first number replaces its code with one that lives longer: the
+    // old index entry goes, the new code stays.
+    let mut replacing = new_code("SMnew", "+15551000000", 9);
+    replacing.record.expires_at = Utc::now() + Duration::minutes(30);
+    issue(&store, &replacing);
+    let later = Utc::now() + Duration::minutes(11);
+    assert_eq!(store.purge_expired_batch(later, 10).unwrap(), 10);
+    assert_eq!(store.purge_expired_batch(later, 10).unwrap(), 10);
+    assert_eq!(store.purge_expired_batch(later, 10).unwrap(), 4);
+    assert_eq!(store.purge_expired_batch(later, 10).unwrap(), 0);
+    assert_eq!(store.code_count(), 1);
+    let kept = store.code(&scope("+15551000000")).unwrap().unwrap();
+    assert_eq!(kept.hash, [9; 32]);
+}
+
+#[tokio::test]
+async fn message_sweep_forgets_only_settled_histories_past_retention() {
+    let (store, _dir) = open().await;
+    for (id, number) in [
+        ("SMa", "+15551111111"),
+        ("SMb", "+15552222222"),
+        ("SMc", "+15553333333"),
+    ] {
+        issue(&store, &new_code(id, number, 1));
+    }
+    let now = Utc::now() + Duration::seconds(1);
+    // SMa is sent, SMb is failed, SMc stays queued.
+    for _ in 0..2 {
+        let Claim::Claimed { message, .. } = store.claim_next(now, |_| Some("m0".into())).unwrap()
+        else {
+            panic!("nothing claimed")
+        };
+        if message.id == "SMa" {
+            store.mark_sent(&message, "m0", vec![1], now).unwrap();
+        } else {
+            store
+                .mark_failed(&message.id, Some("m0"), "refused", now)
+                .unwrap();
+        }
+    }
+    let recent = store
+        .sweep_messages(&[], 100, now - Duration::days(7))
+        .unwrap();
+    assert_eq!(
+        (recent.examined, recent.removed, recent.resume_at),
+        (3, 0, None)
+    );
+
+    // In slices of two: the sweep resumes where it stopped and covers every record.
+    let old = now + Duration::days(8);
+    let first = store
+        .sweep_messages(&[], 2, old - Duration::days(7))
+        .unwrap();
+    assert_eq!(first.examined, 2);
+    let resume = first.resume_at.clone().expect("one record left");
+    let second = store
+        .sweep_messages(&resume, 2, old - Duration::days(7))
+        .unwrap();
+    assert_eq!((second.examined, second.resume_at), (1, None));
+    assert_eq!(first.removed + second.removed, 2);
+    assert!(store.message("SMa").unwrap().is_none());
+    assert!(store.message("SMb").unwrap().is_none());
+    assert_eq!(
+        store.message("SMc").unwrap().unwrap().status,
+        MessageStatus::Queued
+    );
+}
+
+#[tokio::test]
+async fn limit_sweep_forgets_what_can_no_longer_refuse() {
+    let (store, _dir) = open().await;
+    let policy = crate::otp::LockPolicy {
+        max_failures: 2,
+        lock_for: Duration::hours(1),
+    };
+    let strict = crate::otp::SendLimits {
+        cooldown: Duration::seconds(30),
+        per_number_per_day: 10,
+        per_account_per_minute: 10,
+    };
+    store
+        .issue_code(&new_code("SM1", "+15551111111", 1), &strict, &policy)
+        .unwrap()
+        .unwrap();
+    // Lock +15551111111 with two wrong codes; one wrong code for +15552222222.
+    for _ in 0..2 {
+        store
+            .attempt(
+                &scope("+15551111111"),
+                Utc::now(),
+                &policy,
+                judge_by_hash(7),
+            )
+            .unwrap();
+    }
+    store
+        .issue_code(&new_code("SM2", "+15552222222", 2), &strict, &policy)
+        .unwrap()
+        .unwrap();
+    store
+        .attempt(
+            &scope("+15552222222"),
+            Utc::now(),
+            &policy,
+            judge_by_hash(7),
+        )
+        .unwrap();
+
+    // Now: two send histories, one account budget, two failure counts; all still bite.
+    let swept = store.sweep_limits(&[], 100, Utc::now()).unwrap();
+    assert_eq!((swept.examined, swept.removed), (5, 0));
+    let refused = store
+        .issue_code(&new_code("SM3", "+15552222222", 3), &strict, &policy)
+        .unwrap();
+    assert!(refused.is_err(), "the cooldown must still hold");
+
+    // Two days on: histories, budget and the run-out lock go; the count below the
+    // threshold stays, so the next wrong code still locks the number.
+    let later = Utc::now() + Duration::days(2);
+    let swept = store.sweep_limits(&[], 100, later).unwrap();
+    assert_eq!((swept.examined, swept.removed), (5, 4));
+    store
+        .issue_code(&new_code("SM4", "+15552222222", 4), &strict, &policy)
+        .unwrap()
+        .unwrap();
+    let verdict = store
+        .attempt(
+            &scope("+15552222222"),
+            Utc::now(),
+            &policy,
+            judge_by_hash(7),
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            verdict,
+            AttemptVerdict::Wrong { .. } | AttemptVerdict::NumberLocked { .. }
+        ),
+        "{verdict:?}"
+    );
+    let after = store
+        .attempt(
+            &scope("+15552222222"),
+            Utc::now(),
+            &policy,
+            judge_by_hash(7),
+        )
+        .unwrap();
+    assert!(
+        matches!(after, AttemptVerdict::NumberLocked { .. }),
+        "{after:?}"
+    );
+}
+
+#[tokio::test]
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -1,0 +1,134 @@
+//! Forgetting: expired codes through the expiry index, and — by an incremental sweep
+//! that needs no index of its own — old message histories and limit records that no
+//! longer decide anything. Without this the store would grow with every SMS ever sent.
+//!
+//! Every removal is a compare-and-swap against the value that was judged, so a record
+//! rewritten meanwhile (a new code for the scope, a new send to the number) is kept.
+
+use chrono::{DateTime, Utc};
+
+use super::records::{expiry_key, time_key};
+use super::{decode, CodeRecord, MessageRecord, MessageStatus, Store, StoreError};
+use crate::otp::{AccountBudget, FailureCount, SendHistory};
+
+/// Where an incremental sweep stopped, and what it did on the way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Records looked at.
+    pub examined: usize,
+    /// Records removed.
+    pub removed: usize,
+    /// The key to start the next sweep from; `None` when the tree's end was reached
+    /// (the next sweep starts over from the beginning).
+    pub resume_at: Option<Vec<u8>>,
+}
+
+impl Store {
+    /// Remove up to `max` codes that expired before `now`, through the expiry index.
+    /// Returns how many index entries were handled: fewer than `max` means none is left.
+    pub fn purge_expired_batch(&self, now: DateTime<Utc>, max: usize) -> Result<usize, StoreError> {
+        let due: Vec<sled::IVec> = self
+            .expiry
+            .range(..time_key(now).to_vec())
+            .keys()
+            .take(max)
+            .collect::<Result<_, _>>()?;
+        let mut index_removals = sled::Batch::default();
+        for index_key in &due {
+            let scope_key = &index_key[8..];
+            if let Some(bytes) = self.codes.get(scope_key)? {
+                let record: CodeRecord = decode(&bytes, "codes")?;
+                // A newer code may have replaced the expired one under the same scope;
+                // the swap also loses to one issued after this read.
+                if expiry_key(record.expires_at, scope_key) == index_key.as_ref() {
+                    let _ = self
+                        .codes
+                        .compare_and_swap(scope_key, Some(bytes), None::<&[u8]>)?;
+                }
+            }
+            index_removals.remove(index_key.as_ref());
+        }
+        self.expiry.apply_batch(index_removals)?;
+        Ok(due.len())
+    }
+
+    /// Remove every code that expired before `now`. Returns how many.
+    pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        const BATCH: usize = 1_000;
+        let mut purged = 0;
+        loop {
+            let handled = self.purge_expired_batch(now, BATCH)?;
+            purged += handled;
+            if handled < BATCH {
+                return Ok(purged);
+            }
+        }
+    }
+
+    /// Look at up to `max` message histories from `from` on and remove those whose
+    /// message was created before `created_before` and is no longer queued or being
+    /// sent (a message still in the outbox keeps its history whatever its age).
+    pub fn sweep_messages(
+        &self,
+        from: &[u8],
+        max: usize,
+        created_before: DateTime<Utc>,
+    ) -> Result<Sweep, StoreError> {
+        self.sweep(&self.messages, from, max, |_, bytes| {
+            let record: MessageRecord = decode(bytes, "messages")?;
+            let settled = !matches!(
+                record.status,
+                MessageStatus::Queued | MessageStatus::Sending
+            );
+            Ok(settled && record.created_at < created_before)
+        })
+    }
+
+    /// Look at up to `max` limit records from `from` on and remove those that can no
+    /// longer refuse anything: send histories with no send in the last day, account
+    /// budgets that are full again, locks that ran out. Failure counts below the lock
+    /// threshold stay: they carry no time, and forgetting them would forgive guesses.
+    pub fn sweep_limits(
+        &self,
+        from: &[u8],
+        max: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Sweep, StoreError> {
+        self.sweep(&self.limits, from, max, |key, bytes| {
+            Ok(match key.first() {
+                Some(b'n') => decode::<SendHistory>(bytes, "limits")?.is_stale(now),
+                Some(b'r') => decode::<AccountBudget>(bytes, "limits")?.is_full(now),
+                Some(b'f') => decode::<FailureCount>(bytes, "limits")?.lock_ran_out(now),
+                _ => false,
+            })
+        })
+    }
+
+    fn sweep(
+        &self,
+        tree: &sled::Tree,
+        from: &[u8],
+        max: usize,
+        removable: impl Fn(&[u8], &[u8]) -> Result<bool, StoreError>,
+    ) -> Result<Sweep, StoreError> {
+        let mut sweep = Sweep::default();
+        for entry in tree.range(from.to_vec()..) {
+            let (key, value) = entry?;
+            if sweep.examined == max {
+                sweep.resume_at = Some(key.to_vec());
+                break;
+            }
+            sweep.examined += 1;
+            // A record that does not decode is left for an operator to look at rather
+            // than silently deleted.
+            if removable(&key, &value).unwrap_or(false)
+                && tree
+                    .compare_and_swap(&key, Some(value), None::<&[u8]>)?
+                    .is_ok()
+            {
+                sweep.removed += 1;
+            }
+        }
+        Ok(sweep)
+    }
+}
