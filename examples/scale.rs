@@ -221,7 +221,7 @@ async fn verify(args: &Args) -> serde_json::Value {
         latencies[k].as_secs_f64() * 1000.0
     };
     let mut out = serde_json::json!({
-        "mode": "verify", "codes": args.codes, "live_codes": store.code_count(),
+        "mode": "verify", "codes": args.codes, "live_codes": store.code_count().expect("count"),
         "samples": latencies.len(), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
         "max_ms": pct(1.0), "rss_open_mib": rss_open,
         "rss_mib": status_kib("VmRSS:") as f64 / 1024.0,
@@ -240,7 +240,7 @@ async fn verify(args: &Args) -> serde_json::Value {
             "purged": purged, "seconds": seconds, "cpu_s": cpu_seconds() - cpu0,
             "per_code_us": seconds * 1e6 / (purged.max(1) as f64),
             "hwm_mib": status_kib("VmHWM:") as f64 / 1024.0,
-            "live_codes_after": store.code_count(),
+            "live_codes_after": store.code_count().expect("count"),
         });
     }
     out

@@ -191,6 +191,6 @@ mod tests {
         // Both numbers' histories and the account budget no longer refuse anything.
         assert_eq!(done.limits, 3);
         assert!(next.messages.is_empty() && next.limits.is_empty());
-        assert_eq!(store.code_count(), 0);
+        assert_eq!(store.code_count().unwrap(), 0);
     }
 }

@@ -197,7 +197,7 @@ impl TwoFactor {
         })
     }
 
-    /// Judge one attempt; the outcome is durable when this returns.
+    /// Judge one attempt; what it changed is durable when this returns.
     pub async fn verify(
         &self,
         account: &str,
@@ -209,10 +209,14 @@ impl TwoFactor {
         let candidate = self.hasher.hash(&scope.to_key(), &request.code);
         let now = self.clock.now();
         let lock = LockPolicy::from_config(&self.policy().otp);
-        let verdict = self.store.attempt(&scope, now, &lock, |state, stored| {
+        let (verdict, wrote) = self.store.attempt(&scope, now, &lock, |state, stored| {
             judge_attempt(state, now, || candidate.ct_eq(stored).into())
         })?;
-        self.store.durable().await?;
+        // An attempt that changed nothing (unknown, expired, used up, locked) has
+        // nothing to make durable.
+        if wrote {
+            self.store.durable().await?;
+        }
         tracing::info!(number = %request.number, service = request.service.as_str(), outcome = ?verdict, "verification attempt");
         Ok(verdict)
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 
 use super::records::{
-    account_history_key, expiry_key, failures_key, number_history_key, outbox_key,
+    account_history_key, expiry_key, number_history_key, outbox_key, ScopeRecord,
 };
 use super::{decode, decode_tx, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus};
 use super::{OutboundMessage, Store, StoreError, Transition};
@@ -56,12 +56,10 @@ impl Store {
             parts: 0,
             delivered_parts: 0,
         };
-        let record_bytes = encode(&new.record);
         let message_bytes = self.seal(&new.message);
         let history_bytes = encode(&message_record);
         let number_key = number_history_key(&new.scope.account, &new.scope.number);
         let account_key = account_history_key(&new.scope.account);
-        let failures = failures_key(&scope_key);
         let trees = (
             &self.codes,
             &self.expiry,
@@ -70,8 +68,11 @@ impl Store {
             &self.limits,
         );
         let outcome = trees.transaction(|(codes, expiry, outbox, messages, limits)| {
-            let mut count: FailureCount = read_or_default(limits, &failures)?;
-            if let Some(retry_after) = lock.locked(now, &mut count) {
+            let mut scope_record: ScopeRecord = match codes.get(&scope_key)? {
+                Some(bytes) => decode_tx(&bytes, "codes")?,
+                None => ScopeRecord::default(),
+            };
+            if let Some(retry_after) = lock.locked(now, &mut scope_record.failures) {
                 return Ok(Err(SendRefusal::NumberLocked { retry_after }));
             }
             let mut number_sends: SendHistory = read_or_default(limits, &number_key)?;
@@ -81,11 +82,10 @@ impl Store {
             }
             limits.insert(number_key.as_slice(), encode(&number_sends))?;
             limits.insert(account_key.as_slice(), encode(&account_budget))?;
-            if let Some(old) = codes.get(&scope_key)? {
-                let old: CodeRecord = decode_tx(&old, "codes")?;
+            if let Some(old) = scope_record.code.replace(new.record.clone()) {
                 expiry.remove(expiry_key(old.expires_at, &scope_key))?;
             }
-            codes.insert(scope_key.as_slice(), record_bytes.as_slice())?;
+            codes.insert(scope_key.as_slice(), encode(&scope_record))?;
             expiry.insert(expiry_key(new.record.expires_at, &scope_key), &[])?;
             outbox.insert(outbox_key(now, &new.message.id), message_bytes.as_slice())?;
             messages.insert(new.message.id.as_bytes(), history_bytes.as_slice())?;
@@ -94,67 +94,52 @@ impl Store {
         Ok(outcome)
     }
 
-    /// One verification attempt, applied atomically: a locked number is refused before
-    /// any code is looked at; otherwise `judge` decides on the stored state. Approval
-    /// consumes the code and clears the failure count; a wrong code counts against both
-    /// the code and the number. Expired codes are left to housekeeping, so that an
-    /// expired code costs the same work as an unknown one.
-    /// Call [`Store::durable`] before answering.
+    /// One verification attempt, applied atomically to the scope's record: a locked
+    /// number is refused before any code is looked at; otherwise `judge` decides on the
+    /// stored state. Approval consumes the code and clears the failure count; a wrong
+    /// code counts against both the code and the number. Expired codes are left to
+    /// housekeeping, so that an expired code costs the same work as an unknown one.
+    /// Returns the verdict and whether anything was written: if so, call
+    /// [`Store::durable`] before answering.
     pub fn attempt(
         &self,
         scope: &CodeScope,
         now: DateTime<Utc>,
         lock: &LockPolicy,
         judge: impl Fn(Option<CodeState>, &[u8; 32]) -> AttemptVerdict,
-    ) -> Result<AttemptVerdict, StoreError> {
-        let scope_key = scope.to_key();
-        let failures = failures_key(&scope_key);
-        let verdict =
-            (&self.codes, &self.expiry, &self.limits).transaction(|(codes, expiry, limits)| {
-                let mut count: FailureCount = read_or_default(limits, &failures)?;
-                if let Some(retry_after) = lock.locked(now, &mut count) {
-                    return Ok(AttemptVerdict::NumberLocked { retry_after });
+    ) -> Result<(AttemptVerdict, bool), StoreError> {
+        self.update_scope(scope, |record| {
+            if let Some(retry_after) = lock.locked(now, &mut record.failures) {
+                return AttemptVerdict::NumberLocked { retry_after };
+            }
+            let state = record.code.as_ref().map(|c| CodeState {
+                expires_at: c.expires_at,
+                attempts: c.attempts,
+                max_attempts: c.max_attempts,
+            });
+            let hash = record.code.as_ref().map(|c| c.hash).unwrap_or([0; 32]);
+            let verdict = judge(state, &hash);
+            match (verdict, record.code.as_mut()) {
+                (AttemptVerdict::Approved, Some(_)) => {
+                    // The expiry index entry stays until it falls due: housekeeping
+                    // then finds no code behind it and drops it.
+                    record.code = None;
+                    record.failures = FailureCount::default();
                 }
-                let record: Option<CodeRecord> = match codes.get(&scope_key)? {
-                    Some(bytes) => Some(decode_tx(&bytes, "codes")?),
-                    None => None,
-                };
-                let state = record.as_ref().map(|r| CodeState {
-                    expires_at: r.expires_at,
-                    attempts: r.attempts,
-                    max_attempts: r.max_attempts,
-                });
-                let hash = record.as_ref().map(|r| r.hash).unwrap_or([0; 32]);
-                let verdict = judge(state, &hash);
-                match (verdict, record) {
-                    (AttemptVerdict::Approved, Some(record)) => {
-                        codes.remove(scope_key.as_slice())?;
-                        expiry.remove(expiry_key(record.expires_at, &scope_key))?;
-                        limits.remove(failures.as_slice())?;
-                    }
-                    (AttemptVerdict::Wrong { .. }, Some(mut record)) => {
-                        record.attempts += 1;
-                        codes.insert(scope_key.as_slice(), encode(&record))?;
-                        lock.record_failure(now, &mut count);
-                        limits.insert(failures.as_slice(), encode(&count))?;
-                    }
-                    _ => {}
+                (AttemptVerdict::Wrong { .. }, Some(code)) => {
+                    code.attempts += 1;
+                    lock.record_failure(now, &mut record.failures);
                 }
-                Ok(verdict)
-            })?;
-        Ok(verdict)
+                _ => {}
+            }
+            verdict
+        })
     }
 
     /// Invalidate the live code of `scope`. Returns whether there was one.
     pub fn cancel_code(&self, scope: &CodeScope, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let scope_key = scope.to_key();
-        let cancelled = (&self.codes, &self.expiry).transaction(|(codes, expiry)| {
-            let Some(bytes) = codes.remove(scope_key.as_slice())? else {
-                return Ok(false);
-            };
-            let record: CodeRecord = decode_tx(&bytes, "codes")?;
-            expiry.remove(expiry_key(record.expires_at, &scope_key))?;
-            Ok(now < record.expires_at)
+        let (cancelled, _) = self.update_scope(scope, |record| {
+            record.code.take().is_some_and(|code| now < code.expires_at)
         })?;
         Ok(cancelled)
     }
@@ -166,24 +151,63 @@ impl Store {
         now: DateTime<Utc>,
         lock: &LockPolicy,
     ) -> Result<bool, StoreError> {
-        let failures = failures_key(&scope.to_key());
-        let Some(bytes) = self.limits.remove(failures)? else {
-            return Ok(false);
-        };
-        let mut count: FailureCount = decode(&bytes, "limits")?;
-        Ok(lock.locked(now, &mut count).is_some())
+        let (was_locked, _) = self.update_scope(scope, |record| {
+            let mut count = std::mem::take(&mut record.failures);
+            lock.locked(now, &mut count).is_some()
+        })?;
+        Ok(was_locked)
     }
 
-    /// Number of live (unpurged) codes.
-    pub fn code_count(&self) -> usize {
-        self.codes.len()
+    /// Read-modify-write of one scope's record by compare-and-swap, retried if another
+    /// request changed it meanwhile (so `change` may run more than once and must only
+    /// look at the record). Returns what `change` returned and whether it wrote.
+    fn update_scope<T>(
+        &self,
+        scope: &CodeScope,
+        change: impl Fn(&mut ScopeRecord) -> T,
+    ) -> Result<(T, bool), StoreError> {
+        let key = scope.to_key();
+        loop {
+            let current = self.codes.get(&key)?;
+            let before: ScopeRecord = match &current {
+                Some(bytes) => decode(bytes, "codes")?,
+                None => ScopeRecord::default(),
+            };
+            let mut after = before.clone();
+            let outcome = change(&mut after);
+            let (before_bytes, after_bytes) = (encode(&before), encode(&after));
+            if before_bytes == after_bytes {
+                return Ok((outcome, false));
+            }
+            let replacement = (!after.is_empty()).then_some(after_bytes);
+            if self
+                .codes
+                .compare_and_swap(&key, current, replacement)?
+                .is_ok()
+            {
+                return Ok((outcome, true));
+            }
+        }
+    }
+
+    /// Number of live (unpurged) codes. Reads every scope record: for tests and
+    /// benchmarks, not for a request path.
+    pub fn code_count(&self) -> Result<usize, StoreError> {
+        let mut live = 0;
+        for entry in self.codes.iter().values() {
+            let record: ScopeRecord = decode(&entry?, "codes")?;
+            live += usize::from(record.code.is_some());
+        }
+        Ok(live)
     }
 
     pub fn code(&self, scope: &CodeScope) -> Result<Option<CodeRecord>, StoreError> {
-        self.codes
+        Ok(self
+            .codes
             .get(scope.to_key())?
-            .map(|bytes| decode(&bytes, "codes"))
-            .transpose()
+            .map(|bytes| decode::<ScopeRecord>(&bytes, "codes"))
+            .transpose()?
+            .and_then(|record| record.code))
     }
 }
 

@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::otp::FailureCount;
+
 /// The (account, service, number) a code belongs to. Encoded with length prefixes, so
 /// no choice of service name can make two scopes collide.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +52,23 @@ pub fn account_history_key(account: &str) -> Vec<u8> {
     key
 }
 
-/// `limits` key of the consecutive-failure count of one scope.
-pub fn failures_key(scope_key: &[u8]) -> Vec<u8> {
-    let mut key = vec![b'f'];
-    key.extend_from_slice(scope_key);
-    key
+/// What `codes` holds per scope: its live code, if any, and its consecutive wrong
+/// codes, which outlive a code (they count across resends). One key, so that a
+/// verification is a single compare-and-swap: sled's multi-tree transactions take a
+/// process-wide write lock and roll the log buffer twice each.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScopeRecord {
+    #[serde(default)]
+    pub code: Option<CodeRecord>,
+    #[serde(default)]
+    pub failures: FailureCount,
+}
+
+impl ScopeRecord {
+    /// Nothing worth keeping: the key can go.
+    pub fn is_empty(&self) -> bool {
+        self.code.is_none() && self.failures == FailureCount::default()
+    }
 }
 
 /// A live code. Only its keyed hash is kept.

@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::records::{expiry_key, time_key};
-use super::{decode, CodeRecord, MessageRecord, MessageStatus, Store, StoreError};
+use super::records::{expiry_key, time_key, ScopeRecord};
+use super::{decode, encode, MessageRecord, MessageStatus, Store, StoreError};
 use crate::otp::{AccountBudget, FailureCount, SendHistory};
 
 /// Where an incremental sweep stopped, and what it did on the way.
@@ -37,13 +37,22 @@ impl Store {
         for index_key in &due {
             let scope_key = &index_key[8..];
             if let Some(bytes) = self.codes.get(scope_key)? {
-                let record: CodeRecord = decode(&bytes, "codes")?;
-                // A newer code may have replaced the expired one under the same scope;
-                // the swap also loses to one issued after this read.
-                if expiry_key(record.expires_at, scope_key) == index_key.as_ref() {
+                let mut record: ScopeRecord = decode(&bytes, "codes")?;
+                // A newer code may have replaced the expired one under the same scope,
+                // or it was used or cancelled; the swap also loses to a change made
+                // after this read (that code is then purged when its own entry is due).
+                let expired = record.code.as_ref().is_some_and(|code| {
+                    expiry_key(code.expires_at, scope_key) == index_key.as_ref()
+                });
+                if expired {
+                    record.code = None;
+                    if record.failures.lock_ran_out(now) {
+                        record.failures = FailureCount::default();
+                    }
+                    let replacement = (!record.is_empty()).then(|| encode(&record));
                     let _ = self
                         .codes
-                        .compare_and_swap(scope_key, Some(bytes), None::<&[u8]>)?;
+                        .compare_and_swap(scope_key, Some(bytes), replacement)?;
                 }
             }
             index_removals.remove(index_key.as_ref());
@@ -86,8 +95,8 @@ impl Store {
 
     /// Look at up to `max` limit records from `from` on and remove those that can no
     /// longer refuse anything: send histories with no send in the last day, account
-    /// budgets that are full again, locks that ran out. Failure counts below the lock
-    /// threshold stay: they carry no time, and forgetting them would forgive guesses.
+    /// budgets that are full again. (Failure counts live with the codes; see
+    /// [`Store::purge_expired_batch`].)
     pub fn sweep_limits(
         &self,
         from: &[u8],
@@ -98,7 +107,6 @@ impl Store {
             Ok(match key.first() {
                 Some(b'n') => decode::<SendHistory>(bytes, "limits")?.is_stale(now),
                 Some(b'r') => decode::<AccountBudget>(bytes, "limits")?.is_full(now),
-                Some(b'f') => decode::<FailureCount>(bytes, "limits")?.lock_ran_out(now),
                 _ => false,
             })
         })

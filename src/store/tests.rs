@@ -79,7 +79,7 @@ async fn issue_queues_the_message_and_replaces_the_old_code() {
     issue(&store, &new_code("SM1", "+15551111111", 1));
     issue(&store, &new_code("SM2", "+15551111111", 2));
     store.durable().await.unwrap();
-    assert_eq!(store.code_count(), 1);
+    assert_eq!(store.code_count().unwrap(), 1);
     assert_eq!(store.expiry.len(), 1, "the old code's expiry entry is gone");
     assert_eq!(store.queue_depth(), 2);
     let verdict = store
@@ -91,8 +91,8 @@ async fn issue_queues_the_message_and_replaces_the_old_code() {
         )
         .unwrap();
     assert!(
-        matches!(verdict, AttemptVerdict::Wrong { .. }),
-        "old code no longer verifies"
+        matches!(verdict, (AttemptVerdict::Wrong { .. }, true)),
+        "old code no longer verifies, and the attempt counts"
     );
     let verdict = store
         .attempt(
@@ -102,8 +102,8 @@ async fn issue_queues_the_message_and_replaces_the_old_code() {
             judge_by_hash(2),
         )
         .unwrap();
-    assert_eq!(verdict, AttemptVerdict::Approved);
-    assert_eq!(store.code_count(), 0, "approval consumes the code");
+    assert_eq!(verdict, (AttemptVerdict::Approved, true));
+    assert_eq!(store.code_count().unwrap(), 0, "approval consumes the code");
 }
 
 #[tokio::test]
@@ -119,7 +119,7 @@ async fn wrong_attempts_are_counted_durably() {
                 judge_by_hash(9),
             )
             .unwrap();
-        assert_eq!(verdict, AttemptVerdict::Wrong { remaining });
+        assert_eq!(verdict, (AttemptVerdict::Wrong { remaining }, true));
     }
     let verdict = store
         .attempt(
@@ -129,7 +129,8 @@ async fn wrong_attempts_are_counted_durably() {
             judge_by_hash(1),
         )
         .unwrap();
-    assert_eq!(verdict, AttemptVerdict::Exhausted);
+    // A used-up code changes nothing, so there is nothing to flush.
+    assert_eq!(verdict, (AttemptVerdict::Exhausted, false));
 }
 
 #[tokio::test]
@@ -219,7 +220,7 @@ async fn purge_removes_only_expired_codes() {
             .unwrap(),
         1
     );
-    assert_eq!(store.code_count(), 1);
+    assert_eq!(store.code_count().unwrap(), 1);
     assert!(store.code(&scope("+15552222222")).unwrap().is_some());
 }
 
@@ -242,7 +243,7 @@ async fn purge_works_in_batches_and_keeps_a_replacing_code() {
     assert_eq!(store.purge_expired_batch(later, 10).unwrap(), 10);
     assert_eq!(store.purge_expired_batch(later, 10).unwrap(), 4);
     assert_eq!(store.purge_expired_batch(later, 10).unwrap(), 0);
-    assert_eq!(store.code_count(), 1);
+    assert_eq!(store.code_count().unwrap(), 1);
     let kept = store.code(&scope("+15551000000")).unwrap().unwrap();
     assert_eq!(kept.hash, [9; 32]);
 }
@@ -303,61 +304,63 @@ async fn message_sweep_forgets_only_settled_histories_past_retention() {
 #[tokio::test]
 async fn limit_sweep_forgets_what_can_no_longer_refuse() {
     let (store, _dir) = open().await;
-    let policy = crate::otp::LockPolicy {
-        max_failures: 2,
-        lock_for: Duration::hours(1),
-    };
     let strict = crate::otp::SendLimits {
         cooldown: Duration::seconds(30),
         per_number_per_day: 10,
         per_account_per_minute: 10,
     };
-    store
-        .issue_code(&new_code("SM1", "+15551111111", 1), &strict, &policy)
-        .unwrap()
-        .unwrap();
-    // Lock +15551111111 with two wrong codes; one wrong code for +15552222222.
-    for _ in 0..2 {
+    for (id, number) in [("SM1", "+15551111111"), ("SM2", "+15552222222")] {
         store
-            .attempt(
-                &scope("+15551111111"),
-                Utc::now(),
-                &policy,
-                judge_by_hash(7),
-            )
+            .issue_code(&new_code(id, number, 1), &strict, &lock())
+            .unwrap()
             .unwrap();
     }
-    store
-        .issue_code(&new_code("SM2", "+15552222222", 2), &strict, &policy)
-        .unwrap()
-        .unwrap();
-    store
-        .attempt(
-            &scope("+15552222222"),
-            Utc::now(),
-            &policy,
-            judge_by_hash(7),
-        )
-        .unwrap();
-
-    // Now: two send histories, one account budget, two failure counts; all still bite.
+    // Two send histories and one account budget; all still bite.
     let swept = store.sweep_limits(&[], 100, Utc::now()).unwrap();
-    assert_eq!((swept.examined, swept.removed), (5, 0));
+    assert_eq!((swept.examined, swept.removed), (3, 0));
     let refused = store
-        .issue_code(&new_code("SM3", "+15552222222", 3), &strict, &policy)
+        .issue_code(&new_code("SM3", "+15552222222", 3), &strict, &lock())
         .unwrap();
     assert!(refused.is_err(), "the cooldown must still hold");
 
-    // Two days on: histories, budget and the run-out lock go; the count below the
-    // threshold stays, so the next wrong code still locks the number.
+    // Two days on, none can refuse anything: all go, and sending works again.
     let later = Utc::now() + Duration::days(2);
     let swept = store.sweep_limits(&[], 100, later).unwrap();
-    assert_eq!((swept.examined, swept.removed), (5, 4));
+    assert_eq!((swept.examined, swept.removed), (3, 3));
     store
-        .issue_code(&new_code("SM4", "+15552222222", 4), &strict, &policy)
+        .issue_code(&new_code("SM4", "+15552222222", 4), &strict, &lock())
         .unwrap()
         .unwrap();
-    let verdict = store
+}
+
+#[tokio::test]
+async fn purge_keeps_failure_counts_but_drops_run_out_locks() {
+    let (store, _dir) = open().await;
+    let policy = crate::otp::LockPolicy {
+        max_failures: 2,
+        lock_for: Duration::minutes(30),
+    };
+    issue(&store, &new_code("SM1", "+15551111111", 1));
+    issue(&store, &new_code("SM2", "+15552222222", 2));
+    // Lock +15551111111 with two wrong codes; one wrong code for +15552222222.
+    for number in ["+15551111111", "+15551111111", "+15552222222"] {
+        let (verdict, wrote) = store
+            .attempt(&scope(number), Utc::now(), &policy, judge_by_hash(7))
+            .unwrap();
+        assert!(matches!(verdict, AttemptVerdict::Wrong { .. }) && wrote);
+    }
+    // An hour on both codes have expired and the lock has run out: the locked scope
+    // is forgotten whole; the other keeps its count, so the next wrong code locks it.
+    let later = Utc::now() + Duration::hours(1);
+    assert_eq!(store.purge_expired(later).unwrap(), 2);
+    assert_eq!(store.code_count().unwrap(), 0);
+    assert_eq!(
+        store.codes.len(),
+        1,
+        "only the count below the threshold stays"
+    );
+    issue(&store, &new_code("SM3", "+15552222222", 3));
+    let (verdict, _) = store
         .attempt(
             &scope("+15552222222"),
             Utc::now(),
@@ -365,19 +368,13 @@ async fn limit_sweep_forgets_what_can_no_longer_refuse() {
             judge_by_hash(7),
         )
         .unwrap();
-    assert!(
-        matches!(
-            verdict,
-            AttemptVerdict::Wrong { .. } | AttemptVerdict::NumberLocked { .. }
-        ),
-        "{verdict:?}"
-    );
-    let after = store
+    assert_eq!(verdict, AttemptVerdict::Wrong { remaining: 2 });
+    let (after, _) = store
         .attempt(
             &scope("+15552222222"),
             Utc::now(),
             &policy,
-            judge_by_hash(7),
+            judge_by_hash(3),
         )
         .unwrap();
     assert!(
@@ -397,7 +394,7 @@ async fn data_survives_reopening() {
     // The flusher task holds the database until it sees the store gone.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
-    assert_eq!(store.code_count(), 1);
+    assert_eq!(store.code_count().unwrap(), 1);
     assert_eq!(store.queue_depth(), 1);
 }
 
