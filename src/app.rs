@@ -67,7 +67,7 @@ pub struct Application {
 #[derive(Clone)]
 pub struct Reloader {
     accounts: Arc<LiveAccounts>,
-    twofa: TwoFactor,
+    twofa: Arc<TwoFactor>,
     metrics: Arc<Metrics>,
 }
 
@@ -170,13 +170,14 @@ impl Application {
         ));
 
         let policy = Policy::from_config(config);
-        let twofa = TwoFactor::new(
+        // Shared behind one Arc: axum clones the state for every request.
+        let twofa = Arc::new(TwoFactor::new(
             store.clone(),
             CodeHasher::new(key),
             clock.clone(),
             policy,
             wake,
-        );
+        ));
         let ops = Arc::new(Ops {
             store: store.clone(),
             modems: modems.clone(),

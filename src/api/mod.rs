@@ -25,7 +25,7 @@ use crate::service::TwoFactor;
 pub struct AppState {
     /// Swapped whole on SIGHUP.
     pub accounts: Arc<LiveAccounts>,
-    pub twofa: TwoFactor,
+    pub twofa: Arc<TwoFactor>,
     pub ops: Arc<Ops>,
 }
 

@@ -90,8 +90,7 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (or create) the database in `path`. Must be called inside a tokio runtime
-    /// (it starts the group-commit flusher).
+    /// Open (or create) the database in `path`, and start its group-commit flusher.
     /// Outbox texts are sealed with `sealer`.
     pub fn open(path: &Path, sealer: TextSealer) -> Result<Self, StoreError> {
         let db = sled::Config::new()
@@ -113,7 +112,10 @@ impl Store {
             idempotency: tree("idempotency")?,
             idempotency_index: tree("idempotency_index")?,
             reports: tree("reports")?,
-            flusher: Flusher::spawn(db.clone()),
+            flusher: Flusher::spawn(db.clone()).map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                source: sled::Error::Io(e),
+            })?,
             db,
             sealer,
         })
