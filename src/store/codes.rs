@@ -1,20 +1,17 @@
-//! Codes: issuing (limits checked, code + outbox message in one transaction), attempts,
-//! cancel, unlock.
+//! Codes: issuing (limits checked, then the code, its history and its outbox message),
+//! attempts, cancel, unlock.
 
 use chrono::{DateTime, Utc};
-use sled::transaction::{ConflictableTransactionError, Transactional, TransactionalTree};
 
 use super::records::{
     account_history_key, expiry_key, number_history_key, outbox_key, ScopeRecord,
 };
-use super::{decode, decode_tx, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus};
+use super::{decode, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus};
 use super::{OutboundMessage, Store, StoreError, Transition};
 use crate::otp::{
     AccountBudget, AttemptVerdict, CodeState, FailureCount, LockPolicy, SendHistory, SendLimits,
     SendRefusal,
 };
-
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 /// Everything a send request stores, atomically.
 #[derive(Debug, Clone)]
@@ -60,38 +57,51 @@ impl Store {
         let history_bytes = encode(&message_record);
         let number_key = number_history_key(&new.scope.account, &new.scope.number);
         let account_key = account_history_key(&new.scope.account);
-        let trees = (
-            &self.codes,
-            &self.expiry,
-            &self.outbox,
-            &self.messages,
-            &self.limits,
-        );
-        let outcome = trees.transaction(|(codes, expiry, outbox, messages, limits)| {
-            let mut scope_record: ScopeRecord = match codes.get(&scope_key)? {
-                Some(bytes) => decode_tx(&bytes, "codes")?,
-                None => ScopeRecord::default(),
+        // Sends to one number take turns, so that two cannot both pass its cooldown;
+        // everything else here is a single-key write. No sled transaction: those take
+        // a process-wide write lock and roll the log buffer twice each. The outbox
+        // entry is written last, so a send that fails half-way leaves nothing to
+        // deliver, only records that expire; nothing is answered before the flush.
+        let _turn = self.send_turns.take(&number_key);
+        let scope_record: ScopeRecord = match self.codes.get(&scope_key)? {
+            Some(bytes) => decode(&bytes, "codes")?,
+            None => ScopeRecord::default(),
+        };
+        if let Some(retry_after) = lock.locked(now, &mut scope_record.failures.clone()) {
+            return Ok(Err(SendRefusal::NumberLocked { retry_after }));
+        }
+        let number_sends: SendHistory = get_or_default(&self.limits, &number_key)?;
+        let number_sends = loop {
+            let current = self.limits.get(&account_key)?;
+            let mut budget: AccountBudget = match &current {
+                Some(bytes) => decode(bytes, "limits")?,
+                None => AccountBudget::default(),
             };
-            if let Some(retry_after) = lock.locked(now, &mut scope_record.failures) {
-                return Ok(Err(SendRefusal::NumberLocked { retry_after }));
-            }
-            let mut number_sends: SendHistory = read_or_default(limits, &number_key)?;
-            let mut account_budget: AccountBudget = read_or_default(limits, &account_key)?;
-            if let Err(refusal) = send_limits.admit(now, &mut number_sends, &mut account_budget) {
+            let mut sends = number_sends.clone();
+            if let Err(refusal) = send_limits.admit(now, &mut sends, &mut budget) {
                 return Ok(Err(refusal));
             }
-            limits.insert(number_key.as_slice(), encode(&number_sends))?;
-            limits.insert(account_key.as_slice(), encode(&account_budget))?;
-            if let Some(old) = scope_record.code.replace(new.record.clone()) {
-                expiry.remove(expiry_key(old.expires_at, &scope_key))?;
+            let swapped =
+                self.limits
+                    .compare_and_swap(&account_key, current, Some(encode(&budget)))?;
+            if swapped.is_ok() {
+                break sends;
             }
-            codes.insert(scope_key.as_slice(), encode(&scope_record))?;
-            expiry.insert(expiry_key(new.record.expires_at, &scope_key), &[])?;
-            outbox.insert(outbox_key(now, &new.message.id), message_bytes.as_slice())?;
-            messages.insert(new.message.id.as_bytes(), history_bytes.as_slice())?;
-            Ok(Ok(()))
-        })?;
-        Ok(outcome)
+        };
+        self.limits
+            .insert(number_key.as_slice(), encode(&number_sends))?;
+        let (replaced, _) =
+            self.update_scope(&new.scope, |record| record.code.replace(new.record.clone()))?;
+        if let Some(old) = replaced {
+            self.expiry.remove(expiry_key(old.expires_at, &scope_key))?;
+        }
+        self.expiry
+            .insert(expiry_key(new.record.expires_at, &scope_key), &[])?;
+        self.messages
+            .insert(new.message.id.as_bytes(), history_bytes)?;
+        self.outbox
+            .insert(outbox_key(now, &new.message.id), message_bytes)?;
+        Ok(Ok(()))
     }
 
     /// One verification attempt, applied atomically to the scope's record: a locked
@@ -211,12 +221,12 @@ impl Store {
     }
 }
 
-fn read_or_default<T: serde::de::DeserializeOwned + Default>(
-    tree: &TransactionalTree,
+fn get_or_default<T: serde::de::DeserializeOwned + Default>(
+    tree: &sled::Tree,
     key: &[u8],
-) -> TxResult<T> {
+) -> Result<T, StoreError> {
     match tree.get(key)? {
-        Some(bytes) => decode_tx(&bytes, "limits"),
+        Some(bytes) => decode(&bytes, "limits"),
         None => Ok(T::default()),
     }
 }

@@ -21,6 +21,7 @@ mod outbox;
 mod records;
 mod reports;
 mod retention;
+mod turns;
 
 use std::path::Path;
 
@@ -35,6 +36,7 @@ pub use retention::Sweep;
 
 use flusher::Flusher;
 use records::SealedMessage;
+use turns::Turns;
 
 use crate::otp::TextSealer;
 
@@ -86,6 +88,7 @@ pub struct Store {
     idempotency_index: sled::Tree,
     reports: sled::Tree,
     flusher: Flusher,
+    send_turns: Turns,
     sealer: TextSealer,
 }
 
@@ -116,6 +119,7 @@ impl Store {
                 path: path.to_owned(),
                 source: sled::Error::Io(e),
             })?,
+            send_turns: Turns::default(),
             db,
             sealer,
         })

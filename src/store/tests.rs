@@ -514,3 +514,41 @@ async fn idempotency_purge_forgets_old_keys() {
     );
     assert_eq!(store.idempotency.len(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_sends_cannot_overrun_the_cooldown_or_the_account_rate() {
+    let (store, _dir) = open().await;
+    let strict = crate::otp::SendLimits {
+        cooldown: Duration::seconds(30),
+        per_number_per_day: 10,
+        per_account_per_minute: 5,
+    };
+    let admitted = |codes: Vec<NewCode>| {
+        std::thread::scope(|threads| {
+            let handles: Vec<_> = codes
+                .iter()
+                .map(|code| {
+                    let store = store.clone();
+                    threads.spawn(move || store.issue_code(code, &strict, &lock()).unwrap())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(Result::is_ok)
+                .count()
+        })
+    };
+    // Eight sends to one number at once: the cooldown lets exactly one through.
+    let same_number = (0..8)
+        .map(|i| new_code(&format!("SMs{i}"), "+15551111111", 1))
+        .collect();
+    assert_eq!(admitted(same_number), 1);
+    // Sixteen sends to different numbers at once: the account's burst of 5 holds
+    // (one of it is already spent above).
+    let many_numbers = (0..16)
+        .map(|i| new_code(&format!("SMm{i}"), &format!("+1555200{i:04}"), 1))
+        .collect();
+    assert_eq!(admitted(many_numbers), 4);
+    assert_eq!(store.queue_depth(), 5);
+}
