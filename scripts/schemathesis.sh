@@ -28,7 +28,7 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 curl -fsS "http://127.0.0.1:$port/openapi.json" >/dev/null || { cat "$state/daemon.log"; exit 1; }
-"$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+"$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
     --auth ACdemo:demo-token \
     --checks all \
     ${SCHEMATHESIS_EXCLUDE:+--exclude-checks "$SCHEMATHESIS_EXCLUDE"} \

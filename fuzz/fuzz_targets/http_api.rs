@@ -68,10 +68,7 @@ fn harness() -> &'static Harness {
                 store.clone(),
                 CodeHasher::new(key),
                 clock.clone(),
-                Policy {
-                    otp: config.otp.clone(),
-                    sms: config.sms.clone(),
-                },
+                Policy::from_config(&config),
                 Arc::new(tokio::sync::Notify::new()),
             );
             let ops = Arc::new(Ops {
@@ -83,7 +80,7 @@ fn harness() -> &'static Harness {
             });
             let state = AppState {
                 accounts: Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts))),
-                twofa,
+                twofa: Arc::new(twofa),
                 ops,
             };
             router(state, config.http.max_body_bytes)
