@@ -37,7 +37,9 @@ fn main() {
     let n: u64 = args.get(1).and_then(|v| v.parse().ok()).expect(usage);
     let dir = std::env::temp_dir().join("sms2fa-sled-floor");
     // The daemon's cache setting (src/store/mod.rs).
-    let config = sled::Config::new().path(&dir).cache_capacity(32 * 1024 * 1024);
+    let config = sled::Config::new()
+        .path(&dir)
+        .cache_capacity(32 * 1024 * 1024);
     match mode {
         "fill" => {
             let size: usize = args.get(2).and_then(|v| v.parse().ok()).expect(usage);
@@ -48,7 +50,10 @@ fn main() {
                 tree.insert(key(i), vec![1u8; size]).expect("insert");
             }
             db.flush().expect("flush");
-            println!("filled {n} entries of {size} bytes: RSS {:.0} MiB", rss_mib());
+            println!(
+                "filled {n} entries of {size} bytes: RSS {:.0} MiB",
+                rss_mib()
+            );
         }
         "open" => {
             let db = config.open().expect("open");
@@ -58,7 +63,10 @@ fn main() {
             for i in 0..2000u64 {
                 found += usize::from(tree.get(key(i * 7919 % n)).expect("get").is_some());
             }
-            println!("after 2000 random reads ({found} found): RSS {:.0} MiB", rss_mib());
+            println!(
+                "after 2000 random reads ({found} found): RSS {:.0} MiB",
+                rss_mib()
+            );
         }
         "queue" => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -66,7 +74,8 @@ fn main() {
             let tree = db.open_tree("t").expect("tree");
             const LIVE: u64 = 1_000;
             for i in 0..n {
-                tree.insert(i.to_be_bytes(), vec![1u8; 300]).expect("insert");
+                tree.insert(i.to_be_bytes(), vec![1u8; 300])
+                    .expect("insert");
                 if i >= LIVE {
                     tree.remove((i - LIVE).to_be_bytes()).expect("remove");
                 }

@@ -130,17 +130,12 @@ impl Application {
             .collect();
 
         let mut background = Vec::new();
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            modems.clone(),
-            wake.clone(),
-            clock.clone(),
-            reports_rx,
-        );
+        let dispatcher =
+            Dispatcher::new(store.clone(), modems.clone(), wake.clone(), clock.clone());
         let dispatcher_heartbeat = dispatcher.heartbeat();
         let dispatcher_stop = stop.child_token();
         background.push(tokio::spawn(async move {
-            if let Err(e) = dispatcher.run(dispatcher_stop).await {
+            if let Err(e) = dispatcher.run(reports_rx, dispatcher_stop).await {
                 tracing::error!(error = %e, "the dispatcher stopped on a storage error");
             }
         }));

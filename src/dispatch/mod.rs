@@ -6,7 +6,7 @@ mod retry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Mutex, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::modem::{DeliveryReport, ModemHandle, ModemState, SendError, SendJob};
@@ -33,7 +33,6 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
-    reports: Mutex<mpsc::UnboundedReceiver<DeliveryReport>>,
     /// Reports that arrived before their send was recorded (a fast network can answer
     /// `+CDS` within milliseconds of `+CMGS`): matched again after each recorded send.
     early_reports: std::sync::Mutex<Vec<(tokio::time::Instant, DeliveryReport)>>,
@@ -52,7 +51,6 @@ impl Dispatcher {
         modems: Vec<ModemHandle>,
         wake: Arc<Notify>,
         clock: Arc<dyn Clock>,
-        reports: mpsc::UnboundedReceiver<DeliveryReport>,
     ) -> Self {
         Self {
             store,
@@ -60,7 +58,6 @@ impl Dispatcher {
             wake,
             clock,
             policy: RetryPolicy::default(),
-            reports: Mutex::new(reports),
             early_reports: std::sync::Mutex::new(Vec::new()),
             heartbeat: Heartbeat::new(),
         }
@@ -71,7 +68,13 @@ impl Dispatcher {
         self.heartbeat.clone()
     }
 
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), StoreError> {
+    /// Hand out due messages and record what comes back, including the delivery reports
+    /// the modem tasks forward on `reports`, until `shutdown`.
+    pub async fn run(
+        self,
+        mut reports: mpsc::UnboundedReceiver<DeliveryReport>,
+        shutdown: CancellationToken,
+    ) -> Result<(), StoreError> {
         let requeued = self.store.requeue_inflight(self.clock.now())?;
         if requeued > 0 {
             tracing::warn!(
@@ -81,7 +84,6 @@ impl Dispatcher {
         }
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Finished>();
         let mut busy = vec![false; self.modems.len()];
-        let mut reports = self.reports.lock().await;
         loop {
             self.heartbeat.beat();
             self.hand_out(&mut busy, &done_tx).await?;
