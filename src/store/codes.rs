@@ -13,7 +13,7 @@ use crate::otp::{
     SendRefusal,
 };
 
-/// Everything a send request stores, atomically.
+/// Everything a send request stores.
 #[derive(Debug, Clone)]
 pub struct NewCode {
     pub scope: CodeScope,
