@@ -74,12 +74,30 @@ impl ScopeRecord {
 /// A live code. Only its keyed hash is kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CodeRecord {
+    #[serde(with = "hex_digest")]
     pub hash: [u8; 32],
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub attempts: u32,
     pub max_attempts: u32,
     pub message_id: String,
+}
+
+/// A digest as 64 hex digits rather than serde's array of 32 numbers: half the bytes,
+/// and read on every verification.
+mod hex_digest {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(digest: &[u8; 32], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&hex::encode(digest))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<[u8; 32], D::Error> {
+        let text = <&str>::deserialize(deserializer)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(text, &mut digest).map_err(D::Error::custom)?;
+        Ok(digest)
+    }
 }
 
 /// An SMS waiting in the outbox (or claimed, in `inflight`), as the rest of the
@@ -216,6 +234,27 @@ mod tests {
             number: "+15551234567".into(),
         };
         assert_ne!(a.to_key(), b.to_key());
+    }
+
+    #[test]
+    fn a_code_record_stores_its_digest_as_hex_and_reads_it_back() {
+        let record = CodeRecord {
+            hash: [0xAB; 32],
+            created_at: Utc::now(),
+            expires_at: Utc::now(),
+            attempts: 1,
+            max_attempts: 5,
+            message_id: "SM1".into(),
+        };
+        let json = serde_json::to_string(&record).unwrap();
+        assert!(
+            json.contains(&format!("\"hash\":\"{}\"", "ab".repeat(32))),
+            "{json}"
+        );
+        let back: CodeRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.hash, record.hash);
+        let truncated = json.replace(&"ab".repeat(32), "abab");
+        assert!(serde_json::from_str::<CodeRecord>(&truncated).is_err());
     }
 
     #[test]
