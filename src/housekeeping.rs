@@ -63,6 +63,8 @@ impl Housekeeping {
 
     pub async fn run(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(INTERVAL);
+        // After a long backlog, one turn is enough: not one per missed tick.
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cursors = Cursors::default();
         let mut backlog = false;
         loop {
