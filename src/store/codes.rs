@@ -6,7 +6,9 @@ use chrono::{DateTime, Utc};
 use super::records::{
     account_history_key, expiry_key, number_history_key, outbox_key, ScopeRecord,
 };
-use super::{decode, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus};
+use super::{
+    decode, decode_or_default, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus,
+};
 use super::{OutboundMessage, Store, StoreError, Transition};
 use crate::otp::{
     AccountBudget, AttemptVerdict, CodeState, FailureCount, LockPolicy, SendHistory, SendLimits,
@@ -63,20 +65,16 @@ impl Store {
         // entry is written last, so a send that fails half-way leaves nothing to
         // deliver, only records that expire; nothing is answered before the flush.
         let _turn = self.send_turns.take(&number_key);
-        let scope_record: ScopeRecord = match self.codes.get(&scope_key)? {
-            Some(bytes) => decode(&bytes, "codes")?,
-            None => ScopeRecord::default(),
-        };
+        let scope_record: ScopeRecord =
+            decode_or_default(self.codes.get(&scope_key)?.as_ref(), "codes")?;
         if let Some(retry_after) = lock.locked(now, &mut scope_record.failures.clone()) {
             return Ok(Err(SendRefusal::NumberLocked { retry_after }));
         }
-        let number_sends: SendHistory = get_or_default(&self.limits, &number_key)?;
+        let number_sends: SendHistory =
+            decode_or_default(self.limits.get(&number_key)?.as_ref(), "limits")?;
         let number_sends = loop {
             let current = self.limits.get(&account_key)?;
-            let mut budget: AccountBudget = match &current {
-                Some(bytes) => decode(bytes, "limits")?,
-                None => AccountBudget::default(),
-            };
+            let mut budget: AccountBudget = decode_or_default(current.as_ref(), "limits")?;
             let mut sends = number_sends.clone();
             if let Err(refusal) = send_limits.admit(now, &mut sends, &mut budget) {
                 return Ok(Err(refusal));
@@ -176,23 +174,27 @@ impl Store {
         scope: &CodeScope,
         change: impl Fn(&mut ScopeRecord) -> T,
     ) -> Result<(T, bool), StoreError> {
-        let key = scope.to_key();
+        self.update_scope_at(&scope.to_key(), change)
+    }
+
+    /// [`Store::update_scope`] by the scope's key (housekeeping has only the key).
+    pub(super) fn update_scope_at<T>(
+        &self,
+        key: &[u8],
+        change: impl Fn(&mut ScopeRecord) -> T,
+    ) -> Result<(T, bool), StoreError> {
         loop {
-            let current = self.codes.get(&key)?;
-            let before: ScopeRecord = match &current {
-                Some(bytes) => decode(bytes, "codes")?,
-                None => ScopeRecord::default(),
-            };
+            let current = self.codes.get(key)?;
+            let before: ScopeRecord = decode_or_default(current.as_ref(), "codes")?;
             let mut after = before.clone();
             let outcome = change(&mut after);
-            let (before_bytes, after_bytes) = (encode(&before), encode(&after));
-            if before_bytes == after_bytes {
+            if after == before {
                 return Ok((outcome, false));
             }
-            let replacement = (!after.is_empty()).then_some(after_bytes);
+            let replacement = (!after.is_empty()).then(|| encode(&after));
             if self
                 .codes
-                .compare_and_swap(&key, current, replacement)?
+                .compare_and_swap(key, current, replacement)?
                 .is_ok()
             {
                 return Ok((outcome, true));
@@ -218,15 +220,5 @@ impl Store {
             .map(|bytes| decode::<ScopeRecord>(&bytes, "codes"))
             .transpose()?
             .and_then(|record| record.code))
-    }
-}
-
-fn get_or_default<T: serde::de::DeserializeOwned + Default>(
-    tree: &sled::Tree,
-    key: &[u8],
-) -> Result<T, StoreError> {
-    match tree.get(key)? {
-        Some(bytes) => decode(&bytes, "limits"),
-        None => Ok(T::default()),
     }
 }

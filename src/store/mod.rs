@@ -193,6 +193,14 @@ fn decode<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { tree, source })
 }
 
+/// Decode a value that may be absent; absent is the type's default.
+fn decode_or_default<T: serde::de::DeserializeOwned + Default>(
+    bytes: Option<&sled::IVec>,
+    tree: &'static str,
+) -> Result<T, StoreError> {
+    bytes.map_or_else(|| Ok(T::default()), |bytes| decode(bytes, tree))
+}
+
 /// Abort a sled transaction with a decoding error.
 fn decode_tx<T: serde::de::DeserializeOwned>(
     bytes: &[u8],

@@ -56,7 +56,7 @@ pub fn account_history_key(account: &str) -> Vec<u8> {
 /// codes, which outlive a code (they count across resends). One key, so that a
 /// verification is a single compare-and-swap: sled's multi-tree transactions take a
 /// process-wide write lock and roll the log buffer twice each.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScopeRecord {
     #[serde(default)]
     pub code: Option<CodeRecord>,
@@ -72,7 +72,7 @@ impl ScopeRecord {
 }
 
 /// A live code. Only its keyed hash is kept.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeRecord {
     #[serde(with = "hex_digest")]
     pub hash: [u8; 32],

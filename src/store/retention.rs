@@ -7,8 +7,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::records::{expiry_key, time_key, ScopeRecord};
-use super::{decode, encode, MessageRecord, MessageStatus, Store, StoreError};
+use super::records::{expiry_key, time_key};
+use super::{decode, MessageRecord, MessageStatus, Store, StoreError};
 use crate::otp::{AccountBudget, FailureCount, SendHistory};
 
 /// Where an incremental sweep stopped, and what it did on the way.
@@ -36,25 +36,20 @@ impl Store {
         let mut index_removals = sled::Batch::default();
         for index_key in &due {
             let scope_key = &index_key[8..];
-            if let Some(bytes) = self.codes.get(scope_key)? {
-                let mut record: ScopeRecord = decode(&bytes, "codes")?;
-                // A newer code may have replaced the expired one under the same scope,
-                // or it was used or cancelled; the swap also loses to a change made
-                // after this read (that code is then purged when its own entry is due).
-                let expired = record.code.as_ref().is_some_and(|code| {
+            // Only the code this entry indexes goes: a newer code may have replaced it
+            // under the same scope, or it was used or cancelled (then nothing changes,
+            // and a newer code is purged when its own entry falls due).
+            self.update_scope_at(scope_key, |record| {
+                let indexed = record.code.as_ref().is_some_and(|code| {
                     expiry_key(code.expires_at, scope_key) == index_key.as_ref()
                 });
-                if expired {
+                if indexed {
                     record.code = None;
                     if record.failures.lock_ran_out(now) {
                         record.failures = FailureCount::default();
                     }
-                    let replacement = (!record.is_empty()).then(|| encode(&record));
-                    let _ = self
-                        .codes
-                        .compare_and_swap(scope_key, Some(bytes), replacement)?;
                 }
-            }
+            })?;
             index_removals.remove(index_key.as_ref());
         }
         self.expiry.apply_batch(index_removals)?;
