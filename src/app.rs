@@ -46,13 +46,12 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    server_limits: crate::server::Limits,
     store: Store,
     modems: Vec<ModemHandle>,
     background: Vec<JoinHandle<()>>,
@@ -191,7 +190,8 @@ impl Application {
             twofa,
             ops: ops.clone(),
         };
-        let router = api::router(state, config.http.max_body_bytes);
+        let router = api::router(state, api::BodyLimits::from_config(&config.http));
+        let server_limits = crate::server::Limits::from_config(&config.http);
         let listener = TcpListener::bind(config.http.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -201,6 +201,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            server_limits,
             store,
             modems,
             background,
@@ -287,9 +288,7 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         tracing::info!(listen = %self.local_addr(), modems = self.modems.len(), "sms2fa is serving");
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        crate::server::serve(self.listener, self.router, self.server_limits, shutdown).await;
         self.stop.cancel();
         for task in self.background {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
@@ -306,7 +305,7 @@ impl Application {
         }
         self.store.flush_now()?;
         tracing::info!("sms2fa stopped");
-        served.map_err(StartError::Serve)
+        Ok(())
     }
 }
 

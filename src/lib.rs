@@ -11,6 +11,7 @@ pub mod housekeeping;
 pub mod metrics;
 pub mod modem;
 pub mod otp;
+pub mod server;
 pub mod service;
 pub mod sim;
 pub mod sms;

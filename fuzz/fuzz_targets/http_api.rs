@@ -83,7 +83,7 @@ fn harness() -> &'static Harness {
                 twofa: Arc::new(twofa),
                 ops,
             };
-            router(state, config.http.max_body_bytes)
+            router(state, sms2fa::api::BodyLimits::from_config(&config.http))
         });
         Harness {
             runtime,

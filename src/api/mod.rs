@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod error;
+mod limits;
 mod ops;
 mod twofa;
 
@@ -17,6 +18,7 @@ use serde_json::json;
 
 pub use auth::{Accounts, LiveAccounts};
 pub use error::{ApiError, ErrorCode};
+pub use limits::BodyLimits;
 pub use ops::{mask_imei, openapi_document, registration_name, state_name, Ops, OPENAPI_YAML};
 
 use crate::service::TwoFactor;
@@ -103,7 +105,7 @@ pub const ROUTES: &[Route] = &[
     },
 ];
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState, limits: BodyLimits) -> Router {
     let ops = state.ops.clone();
     ROUTES
         .iter()
@@ -112,8 +114,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         })
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .route_layer(axum::middleware::from_fn_with_state(ops, ops::track))
+        .route_layer(axum::middleware::from_fn_with_state(
+            limits,
+            limits::read_body,
+        ))
+        .route_layer(axum::middleware::from_fn(ops::mark_route))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(ops, ops::track))
         .with_state(state)
 }
 

@@ -179,7 +179,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
             ApiError::internal()
         })?;
     let body = state.ops.metrics.render(&sample);
-    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    let content_type = HeaderValue::from_static(crate::metrics::CONTENT_TYPE);
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 
@@ -258,24 +258,49 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| format!("{:016x}", rand::random::<u64>()), str::to_owned)
 }
 
-/// Times each request by route template and counts send / verify outcomes from the
-/// error code the handlers attach to their answers.
-pub async fn track(State(ops): State<Arc<Ops>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+/// The route template a request matched, left in the response's extensions by
+/// [`mark_route`] (which runs inside the router) for [`track`] (which runs outside it,
+/// so that it also sees the fallback's answers).
+#[derive(Debug, Clone, Copy)]
+struct RouteTemplate(&'static str);
+
+/// Names the matched route on the response, as one of [`super::ROUTES`]' templates.
+pub async fn mark_route(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        .and_then(|matched| {
+            super::ROUTES
+                .iter()
+                .find(|route| route.path == matched.as_str())
+        })
+        .map(|route| route.path);
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTemplate(route));
+    }
+    response
+}
+
+/// Gives every answer an `X-Request-Id`, times each request by route template
+/// (`unmatched` when none matched) and counts send / verify outcomes from the error
+/// code the handlers attach to their answers.
+pub async fn track(State(ops): State<Arc<Ops>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
     let request_id = request_id(request.headers());
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    let route = response
+        .extensions()
+        .get::<RouteTemplate>()
+        .map_or("unmatched", |route| route.0);
     let status = response.status();
     let code = response.extensions().get::<ErrorCode>().map(|c| c.0);
-    match (route.as_str(), code) {
+    match (route, code) {
         ("/2fa/send", None) if response.headers().contains_key("idempotent-replayed") => {
             ops.metrics.send_answered("replayed", "")
         }
@@ -286,7 +311,7 @@ pub async fn track(State(ops): State<Arc<Ops>>, request: Request, next: Next) ->
         _ => {}
     }
     ops.metrics
-        .observe_http(&method, &route, status.as_u16(), started.elapsed());
+        .observe_http(&method, route, status, started.elapsed());
     ops.http_heartbeat.beat();
     response
 }

@@ -313,9 +313,6 @@ fn parse_send(object: &Map<String, Value>) -> Result<SendRequest, ApiError> {
                 "missing_code_placeholder",
                 "`body` must contain {code}",
             ),
-            TemplateError::TooLong => {
-                ApiError::field("body", "body_too_long", format!("`body` {e}"))
-            }
         })?,
     })
 }

@@ -39,6 +39,19 @@ pub struct HttpConfig {
     /// Request bodies larger than this are refused with 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// A connection whose request headers are not complete this long after it opened
+    /// (or after the first byte of a later request) is closed.
+    #[serde(default = "default_header_timeout_secs")]
+    pub header_timeout_secs: u64,
+    /// A request body not complete this long after its headers is answered 408.
+    #[serde(default = "default_body_timeout_secs")]
+    pub body_timeout_secs: u64,
+    /// A keep-alive connection with no request for this long is closed.
+    #[serde(default = "default_idle_timeout_secs")]
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; more are answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -46,8 +59,28 @@ impl Default for HttpConfig {
         Self {
             listen: default_listen(),
             max_body_bytes: default_max_body_bytes(),
+            header_timeout_secs: default_header_timeout_secs(),
+            body_timeout_secs: default_body_timeout_secs(),
+            idle_timeout_secs: default_idle_timeout_secs(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+fn default_header_timeout_secs() -> u64 {
+    10
+}
+
+fn default_body_timeout_secs() -> u64 {
+    30
+}
+
+fn default_idle_timeout_secs() -> u64 {
+    60
+}
+
+fn default_max_connections() -> usize {
+    1024
 }
 
 fn default_listen() -> SocketAddr {
@@ -180,6 +213,11 @@ impl Default for SmsConfig {
 fn default_max_parts() -> usize {
     4
 }
+
+/// The most parts `[sms] max_parts` may allow: ten parts are 1,530 GSM characters, far
+/// past any code's text, and a bound keeps one request from holding a modem for
+/// minutes.
+pub const MAX_PARTS_LIMIT: usize = 10;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

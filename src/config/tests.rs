@@ -166,3 +166,19 @@ fn message_retention_has_a_default_and_bounds() {
         "{message}"
     );
 }
+
+#[test]
+fn max_parts_is_bounded_one_to_ten() {
+    for parts in [1, 10] {
+        let source = format!("[sms]\nmax_parts = {parts}\n{GOOD}");
+        assert_eq!(parse(&source).unwrap().sms.max_parts, parts);
+    }
+    for parts in [0, 11, 255] {
+        let source = format!("[sms]\nmax_parts = {parts}\n{GOOD}");
+        let message = parse(&source).unwrap_err().to_string();
+        assert!(
+            message.contains("`sms.max_parts`") && message.contains("1 to 10"),
+            "{message}"
+        );
+    }
+}

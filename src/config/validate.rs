@@ -1,6 +1,6 @@
 //! The rules a parsed config must meet, each failure located by section and key.
 
-use super::{Config, Requirements, SmsMode};
+use super::{Config, Requirements, SmsMode, MAX_PARTS_LIMIT};
 use crate::sms::PhoneNumber;
 
 impl Config {
@@ -62,14 +62,34 @@ impl Config {
                 ));
             }
         }
-        if !(1..=255).contains(&self.sms.max_parts) {
-            return Err(Problem::new("sms", "max_parts", "must be 1 to 255"));
+        if !(1..=MAX_PARTS_LIMIT).contains(&self.sms.max_parts) {
+            return Err(Problem::new(
+                "sms",
+                "max_parts",
+                &format!("must be 1 to {MAX_PARTS_LIMIT}"),
+            ));
         }
         if self.http.max_body_bytes < 256 {
             return Err(Problem::new(
                 "http",
                 "max_body_bytes",
                 "must be at least 256",
+            ));
+        }
+        for (key, secs) in [
+            ("header_timeout_secs", self.http.header_timeout_secs),
+            ("body_timeout_secs", self.http.body_timeout_secs),
+            ("idle_timeout_secs", self.http.idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&secs) {
+                return Err(Problem::new("http", key, "must be 1 to 3600 seconds"));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.http.max_connections) {
+            return Err(Problem::new(
+                "http",
+                "max_connections",
+                "must be 1 to 1000000",
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {

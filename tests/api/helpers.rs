@@ -189,6 +189,21 @@ impl TestApp {
         self.verify_as(SID, TOKEN, service, number, code).await
     }
 
+    /// Wait until every modem is ready (registered, signal known), so that the
+    /// modem gauges hold still.
+    pub async fn wait_ready(&self) {
+        for status in &self.modem_status {
+            let mut status = status.clone();
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                status.wait_for(|s| s.state == sms2fa::modem::ModemState::Ready),
+            )
+            .await
+            .expect("the modem becomes ready")
+            .expect("the modem task runs");
+        }
+    }
+
     /// Wait for the `count`th SMS to reach the simulator.
     pub async fn nth_sms(&self, count: usize) -> ReceivedSms {
         let all = self.sms.wait_for(count, Duration::from_secs(20)).await;
