@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sms2fa::config::{Config, Requirements};
-use sms2fa::otp::{CodeHasher, ManualClock, SecretKey, ServiceName, Template, TextSealer};
+use sms2fa::otp::{CodeHasher, ManualClock, SecretKey, ServiceName, Template};
 use sms2fa::service::{Policy, SendRequest, TwoFactor, VerifyRequest};
 use sms2fa::sms::PhoneNumber;
 use sms2fa::store::Store;
@@ -115,7 +115,7 @@ fn account(i: u64, accounts: u64) -> String {
 fn open(state: &Path, clock: Arc<ManualClock>) -> (Store, TwoFactor) {
     std::fs::create_dir_all(state).expect("state dir");
     let key = SecretKey::load_or_create(state).expect("key");
-    let store = Store::open(&state.join("db"), TextSealer::new(&key)).expect("store");
+    let store = Store::open(&state.join("db"), &key).expect("store");
     let mut config = Config::parse("", Path::new("scale"), Requirements::Nothing).expect("config");
     config.otp.resend_cooldown_secs = 0;
     config.otp.max_sends_per_number_per_day = 1_000_000;

@@ -19,7 +19,7 @@ use crate::dispatch::Dispatcher;
 use crate::housekeeping::{self, Housekeeping};
 use crate::metrics::Metrics;
 use crate::modem::{spawn_modem, ModemHandle, ModemSettings};
-use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock, TextSealer};
+use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock};
 use crate::service::{Policy, TwoFactor};
 use crate::store::{Store, StoreError};
 use crate::systemd::{run_watchdog, Heartbeat, Liveness, Notifier};
@@ -109,7 +109,7 @@ impl Application {
                 source,
             })?;
         let key = SecretKey::load_or_create(state_dir)?;
-        let store = Store::open(&state_dir.join("db"), TextSealer::new(&key))?;
+        let store = Store::open(&state_dir.join("db"), &key)?;
         let stop = CancellationToken::new();
         let wake = Arc::new(Notify::new());
 

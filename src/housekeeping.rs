@@ -140,14 +140,14 @@ fn turn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otp::{SecretKey, TextSealer};
+    use crate::otp::SecretKey;
     use crate::service::{Policy, SendRequest, TwoFactor};
 
     #[tokio::test]
     async fn a_turn_forgets_expired_codes_and_old_histories_but_keeps_the_queue() {
         let dir = tempfile::tempdir().unwrap();
         let key = SecretKey::from_bytes([3; 32]);
-        let store = Store::open(&dir.path().join("db"), TextSealer::new(&key)).unwrap();
+        let store = Store::open(&dir.path().join("db"), &key).unwrap();
         let clock = Arc::new(crate::otp::ManualClock::default());
         let policy = Policy {
             otp: crate::config::OtpConfig::default(),

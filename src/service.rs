@@ -161,7 +161,7 @@ impl TwoFactor {
         let message_id = new_message_id();
         let new = NewCode {
             record: CodeRecord {
-                hash: self.hasher.hash_code(&scope.to_key(), &code),
+                hash: self.hasher.hash_code(&scope.binding(), &code),
                 created_at: now,
                 expires_at,
                 attempts: 0,
@@ -206,7 +206,7 @@ impl TwoFactor {
         let scope = scope(account, &request.service, &request.number);
         // Hash the candidate whatever is stored, so an unknown number, an expired code
         // and a used one cost the same work.
-        let candidate = self.hasher.hash(&scope.to_key(), &request.code);
+        let candidate = self.hasher.hash(&scope.binding(), &request.code);
         let now = self.clock.now();
         let lock = LockPolicy::from_config(&self.policy().otp);
         let (verdict, wrote) = self.store.attempt(&scope, now, &lock, |state, stored| {

@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use sms2fa::api::{router, Accounts, AppState, LiveAccounts, Ops, ROUTES};
 use sms2fa::config::{AccountConfig, Config, Requirements};
 use sms2fa::metrics::Metrics;
-use sms2fa::otp::{CodeHasher, ManualClock, SecretKey, TextSealer};
+use sms2fa::otp::{CodeHasher, ManualClock, SecretKey};
 use sms2fa::service::{Policy, TwoFactor};
 use sms2fa::store::Store;
 use sms2fa::systemd::Heartbeat;
@@ -62,7 +62,7 @@ fn harness() -> &'static Harness {
             ];
             let key = SecretKey::from_bytes([7; 32]);
             let store =
-                Store::open(&state.path().join("db"), TextSealer::new(&key)).expect("store");
+                Store::open(&state.path().join("db"), &key).expect("store");
             let clock = Arc::new(ManualClock::new());
             let twofa = TwoFactor::new(
                 store.clone(),

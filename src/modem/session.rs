@@ -81,8 +81,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
         self.stats
     }
 
-    /// URCs collected since the last call.
+    /// URCs collected since the last call. Call between commands: what the modem sent
+    /// right after a final result code (a `+CDS` behind `+CMGS: 7` `OK`, in the same
+    /// read) sits whole in the digester, and would otherwise wait there until the next
+    /// bytes arrive, which may be the next health check.
     pub fn take_urcs(&mut self) -> Vec<Urc> {
+        while let Some(event) = self.digester.next_event() {
+            self.keep_unsolicited(event);
+        }
         std::mem::take(&mut self.urcs)
     }
 
@@ -310,4 +316,34 @@ fn finish(
 pub struct SendPduError {
     pub error: CommandError,
     pub pdu_written: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn a_urc_in_the_same_read_as_the_final_result_is_not_left_waiting() {
+        let (ours, mut modem) = tokio::io::duplex(4096);
+        let mut session = AtSession::new(ours);
+        let answer = tokio::spawn(async move {
+            let mut command = [0u8; 64];
+            let _ = modem.read(&mut command).await.unwrap();
+            // One write: the reply, then a whole two-line +CDS right behind it.
+            modem
+                .write_all(b"\r\nOK\r\n\r\n+CDS: 6\r\n0006070B911234\r\n")
+                .await
+                .unwrap();
+            modem
+        });
+        session
+            .command("AT", Duration::from_secs(5))
+            .await
+            .expect("OK");
+        let _modem = answer.await.unwrap();
+        let urcs = session.take_urcs();
+        assert_eq!(urcs.len(), 1, "{urcs:?}");
+        assert!(urcs[0].line.starts_with("+CDS"), "{urcs:?}");
+    }
 }

@@ -5,6 +5,7 @@ mod clock;
 mod code;
 mod hasher;
 mod limits;
+mod pseudonym;
 mod rules;
 mod sealer;
 mod template;
@@ -16,6 +17,7 @@ pub use limits::{
     destination_allowed, AccountBudget, FailureCount, LockPolicy, SendHistory, SendLimits,
     SendRefusal,
 };
+pub use pseudonym::{Pseudonymizer, PSEUDONYM_LEN};
 pub use rules::{judge_attempt, AttemptVerdict, CodeState};
 pub use sealer::{SealError, TextSealer};
 pub use template::{ServiceName, ServiceNameError, Template, TemplateError, CODE_PLACEHOLDER};

@@ -35,7 +35,7 @@ impl Store {
         send_limits: &SendLimits,
         lock: &LockPolicy,
     ) -> Result<Result<(), SendRefusal>, StoreError> {
-        let scope_key = new.scope.to_key();
+        let scope_key = self.scope_key(&new.scope);
         let now = new.record.created_at;
         let message_record = MessageRecord {
             id: new.message.id.clone(),
@@ -57,7 +57,8 @@ impl Store {
         };
         let message_bytes = self.seal(&new.message);
         let history_bytes = encode(&message_record);
-        let number_key = number_history_key(&new.scope.account, &new.scope.number);
+        let number_key =
+            number_history_key(&new.scope.account, &self.number_digest(&new.scope.number));
         let account_key = account_history_key(&new.scope.account);
         // Sends to one number take turns, so that two cannot both pass its cooldown;
         // everything else here is a single-key write. No sled transaction: those take
@@ -174,7 +175,7 @@ impl Store {
         scope: &CodeScope,
         change: impl Fn(&mut ScopeRecord) -> T,
     ) -> Result<(T, bool), StoreError> {
-        self.update_scope_at(&scope.to_key(), change)
+        self.update_scope_at(&self.scope_key(scope), change)
     }
 
     /// [`Store::update_scope`] by the scope's key (housekeeping has only the key).
@@ -216,7 +217,7 @@ impl Store {
     pub fn code(&self, scope: &CodeScope) -> Result<Option<CodeRecord>, StoreError> {
         Ok(self
             .codes
-            .get(scope.to_key())?
+            .get(self.scope_key(scope))?
             .map(|bytes| decode::<ScopeRecord>(&bytes, "codes"))
             .transpose()?
             .and_then(|record| record.code))

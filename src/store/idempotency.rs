@@ -5,8 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, Transactional};
 
+use super::records::length_prefixed;
 use super::records::time_key;
-use super::{decode, decode_tx, encode, CodeScope, Store, StoreError};
+use super::{decode, decode_tx, encode, Store, StoreError};
 
 /// How long a key is remembered.
 pub const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
@@ -15,6 +16,7 @@ const ABANDONED_AFTER: Duration = Duration::seconds(60);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct IdempotencyRecord {
+    /// Keyed digest of the request's fingerprint (which covers its numbers), hex.
     fingerprint: String,
     created_at: DateTime<Utc>,
     answer: Option<StoredAnswer>,
@@ -40,16 +42,16 @@ pub enum Begin {
     Mismatch,
 }
 
-fn record_key(account: &str, key: &str) -> Vec<u8> {
-    CodeScope {
-        account: account.to_owned(),
-        service: String::new(),
-        number: key.to_owned(),
-    }
-    .to_key()
-}
-
 impl Store {
+    /// The record key of a client's `Idempotency-Key`: by digest, since a client may
+    /// well put a phone number in it.
+    fn record_key(&self, account: &str, key: &str) -> Vec<u8> {
+        let digest = self
+            .pseudonyms
+            .digest(super::IDEMPOTENCY_KEY, key.as_bytes());
+        length_prefixed(&[account.as_bytes(), &digest])
+    }
+
     pub fn begin_idempotent(
         &self,
         account: &str,
@@ -57,7 +59,11 @@ impl Store {
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<Begin, StoreError> {
-        let record_key = record_key(account, key);
+        let record_key = self.record_key(account, key);
+        let fingerprint = &hex::encode(
+            self.pseudonyms
+                .digest(super::FINGERPRINT, fingerprint.as_bytes()),
+        );
         let fresh = IdempotencyRecord {
             fingerprint: fingerprint.to_owned(),
             created_at: now,
@@ -70,7 +76,7 @@ impl Store {
                     let live = now - old.created_at < IDEMPOTENCY_WINDOW;
                     let abandoned = old.answer.is_none() && now - old.created_at >= ABANDONED_AFTER;
                     if live && !abandoned {
-                        if old.fingerprint != fingerprint {
+                        if &old.fingerprint != fingerprint {
                             return Ok(Begin::Mismatch);
                         }
                         return Ok(match old.answer {
@@ -95,7 +101,7 @@ impl Store {
         key: &str,
         answer: Option<StoredAnswer>,
     ) -> Result<(), StoreError> {
-        let record_key = record_key(account, key);
+        let record_key = self.record_key(account, key);
         (&self.idempotency, &self.idempotency_index).transaction(|(records, index)| {
             let Some(bytes) = records.get(&record_key)? else {
                 return Ok(());

@@ -1,6 +1,11 @@
 //! Durable state in sled. Nothing outside this module names sled.
 //!
+//! No phone number is written in clear: keys hold a number's keyed digest
+//! ([`Pseudonymizer`]), the outbox seals a message's numbers with its text, histories
+//! keep the masked number only, and delivery reports are matched by digest.
+//!
 //! Trees:
+//! - `meta`: `format` → the store format this build reads ([`FORMAT`])
 //! - `codes`: scope key → [`CodeRecord`] (keyed hash only, never the code)
 //! - `expiry`: (expires_at, scope key) → () — housekeeping's index
 //! - `outbox`: (due, message id) → [`OutboundMessage`] waiting to be sent
@@ -35,10 +40,15 @@ pub use reports::ReportOutcome;
 pub use retention::Sweep;
 
 use flusher::Flusher;
-use records::SealedMessage;
+use records::{SealedContent, SealedMessage};
 use turns::Turns;
 
-use crate::otp::TextSealer;
+use crate::otp::{Pseudonymizer, SecretKey, TextSealer};
+
+/// The on-disk format this build reads and writes. A change of key layout or record
+/// shape bumps it and comes with a migration; a folder of another format is refused.
+/// 2: number digests in keys, numbers sealed in the outbox, keyed fingerprints.
+pub const FORMAT: &str = "2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +70,16 @@ pub enum StoreError {
     Corrupt {
         tree: &'static str,
         source: serde_json::Error,
+    },
+    #[error(
+        "the database at {path} was written in store format {found} and this build reads \
+         format {FORMAT}; it cannot be read. Stop sms2fa, move {path} aside (live codes in it \
+         expire within otp.ttl_secs; SMS still queued in it will not be sent) and start \
+         again to create a new one"
+    )]
+    Format {
+        path: std::path::PathBuf,
+        found: String,
     },
 }
 
@@ -90,12 +110,14 @@ pub struct Store {
     flusher: Flusher,
     send_turns: Turns,
     sealer: TextSealer,
+    pseudonyms: Pseudonymizer,
 }
 
 impl Store {
     /// Open (or create) the database in `path`, and start its group-commit flusher.
-    /// Outbox texts are sealed with `sealer`.
-    pub fn open(path: &Path, sealer: TextSealer) -> Result<Self, StoreError> {
+    /// Outbox contents are sealed, and numbers in keys digested, under keys derived
+    /// from `key`. A database of another [`FORMAT`] is refused.
+    pub fn open(path: &Path, key: &SecretKey) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_CAPACITY)
@@ -104,6 +126,7 @@ impl Store {
                 path: path.to_owned(),
                 source,
             })?;
+        check_format(&db, path)?;
         let tree = |name: &str| db.open_tree(name);
         Ok(Self {
             codes: tree("codes")?,
@@ -121,7 +144,8 @@ impl Store {
             })?,
             send_turns: Turns::default(),
             db,
-            sealer,
+            sealer: TextSealer::new(key),
+            pseudonyms: Pseudonymizer::new(key),
         })
     }
 
@@ -144,14 +168,65 @@ impl Store {
     }
 }
 
+/// Refuse a database of another format; stamp a new one with ours.
+fn check_format(db: &sled::Db, path: &Path) -> Result<(), StoreError> {
+    let meta = db.open_tree("meta")?;
+    match meta.get("format")? {
+        Some(found) if found.as_ref() == FORMAT.as_bytes() => Ok(()),
+        Some(found) => Err(StoreError::Format {
+            path: path.to_owned(),
+            found: String::from_utf8_lossy(&found).into_owned(),
+        }),
+        None => {
+            // Written by a build from before format versions, if it holds anything.
+            for name in db.tree_names() {
+                if name.as_ref() != b"meta" && !db.open_tree(&name)?.is_empty() {
+                    return Err(StoreError::Format {
+                        path: path.to_owned(),
+                        found: "1 (from before format versions)".to_owned(),
+                    });
+                }
+            }
+            meta.insert("format", FORMAT.as_bytes())?;
+            db.flush()?;
+            Ok(())
+        }
+    }
+}
+
+/// Purposes of [`Pseudonymizer::digest`], one per kind of value.
+const NUMBER: &str = "number";
+const NUMBER_TAIL: &str = "number tail";
+const IDEMPOTENCY_KEY: &str = "idempotency key";
+const FINGERPRINT: &str = "request fingerprint";
+
 impl Store {
+    /// The digest that stands for `number` in keys.
+    fn number_digest(&self, number: &str) -> [u8; crate::otp::PSEUDONYM_LEN] {
+        self.pseudonyms.digest(NUMBER, number.as_bytes())
+    }
+
+    /// The `codes` key of `scope`.
+    fn scope_key(&self, scope: &CodeScope) -> Vec<u8> {
+        records::scope_key(
+            &scope.account,
+            &scope.service,
+            &self.number_digest(&scope.number),
+        )
+    }
+
     fn seal(&self, message: &OutboundMessage) -> Vec<u8> {
+        let content = SealedContent {
+            from: message.from.clone(),
+            to: message.to.clone(),
+            text: message.text.clone(),
+        };
+        // A struct of three strings always serializes.
+        let content = serde_json::to_string(&content).expect("strings serialize");
         encode(&SealedMessage {
             id: message.id.clone(),
             account: message.account.clone(),
-            from: message.from.clone(),
-            to: message.to.clone(),
-            sealed_text: hex::encode(self.sealer.seal(&message.id, &message.text)),
+            sealed: hex::encode(self.sealer.seal(&message.id, &content)),
             expires_at: message.expires_at,
             attempts: message.attempts,
             last_modem: message.last_modem.clone(),
@@ -164,15 +239,17 @@ impl Store {
             id: sealed.id.clone(),
             source,
         };
-        let raw = hex::decode(&sealed.sealed_text)
+        let raw = hex::decode(&sealed.sealed)
             .map_err(|_| unseal_error(crate::otp::SealError::Truncated))?;
-        let text = self.sealer.open(&sealed.id, &raw).map_err(unseal_error)?;
+        let content = self.sealer.open(&sealed.id, &raw).map_err(unseal_error)?;
+        let content: SealedContent = serde_json::from_str(&content)
+            .map_err(|_| unseal_error(crate::otp::SealError::NotText))?;
         Ok(OutboundMessage {
             id: sealed.id,
             account: sealed.account,
-            from: sealed.from,
-            to: sealed.to,
-            text,
+            from: content.from,
+            to: content.to,
+            text: content.text,
             expires_at: sealed.expires_at,
             attempts: sealed.attempts,
             last_modem: sealed.last_modem,

@@ -102,7 +102,7 @@ impl Store {
         let id = message.id.as_str();
         let part = encode(&SentPart {
             message_id: id.to_owned(),
-            recipient_digits: message.to.trim_start_matches('+').to_owned(),
+            recipient: self.subscriber_digest(&message.to),
         });
         let parts = u8::try_from(message_references.len()).unwrap_or(u8::MAX);
         let sent = Transition {

@@ -6,42 +6,51 @@ use serde::{Deserialize, Serialize};
 
 use crate::otp::FailureCount;
 
-/// The (account, service, number) a code belongs to. Encoded with length prefixes, so
-/// no choice of service name can make two scopes collide.
+/// The (account, service, number) a code belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeScope {
     pub account: String,
     pub service: String,
-    /// E.164, full: this never leaves the process except towards the modem.
+    /// E.164, full: this never leaves the process except towards the modem. Store keys
+    /// hold its keyed digest ([`crate::otp::Pseudonymizer`]) instead.
     pub number: String,
 }
 
 impl CodeScope {
-    pub fn to_key(&self) -> Vec<u8> {
-        let mut key =
-            Vec::with_capacity(6 + self.account.len() + self.service.len() + self.number.len());
-        for part in [&self.account, &self.service, &self.number] {
-            // Fields are bounded far below 64 KiB by the API and the config.
-            let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
-            key.extend_from_slice(&len.to_be_bytes());
-            key.extend_from_slice(part.as_bytes());
-        }
-        key
+    /// The bytes a code's keyed hash is bound to, so that a stored hash is worthless
+    /// for any other scope. Never written anywhere.
+    pub fn binding(&self) -> Vec<u8> {
+        length_prefixed(&[
+            self.account.as_bytes(),
+            self.service.as_bytes(),
+            self.number.as_bytes(),
+        ])
     }
 }
 
-/// `limits` key of the send history of one number, per account (not across accounts:
-/// one account must not learn that another sends to a number).
-pub fn number_history_key(account: &str, number: &str) -> Vec<u8> {
+/// Parts with length prefixes, so that no choice of service name can make two keys
+/// collide.
+pub fn length_prefixed(parts: &[&[u8]]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(parts.iter().map(|p| 2 + p.len()).sum());
+    for part in parts {
+        // Fields are bounded far below 64 KiB by the API and the config.
+        let len = u16::try_from(part.len()).unwrap_or(u16::MAX);
+        key.extend_from_slice(&len.to_be_bytes());
+        key.extend_from_slice(part);
+    }
+    key
+}
+
+/// `codes` key of a scope: account, service, and the number's digest.
+pub fn scope_key(account: &str, service: &str, number_digest: &[u8]) -> Vec<u8> {
+    length_prefixed(&[account.as_bytes(), service.as_bytes(), number_digest])
+}
+
+/// `limits` key of the send history of one number (by its digest), per account (not
+/// across accounts: one account must not learn that another sends to a number).
+pub fn number_history_key(account: &str, number_digest: &[u8]) -> Vec<u8> {
     let mut key = vec![b'n'];
-    key.extend_from_slice(
-        &CodeScope {
-            account: account.to_owned(),
-            service: String::new(),
-            number: number.to_owned(),
-        }
-        .to_key(),
-    );
+    key.extend_from_slice(&scope_key(account, "", number_digest));
     key
 }
 
@@ -126,15 +135,14 @@ impl std::fmt::Debug for OutboundMessage {
     }
 }
 
-/// The stored form of an [`OutboundMessage`]: the text encrypted (nonce ‖ ciphertext ‖
-/// tag, hex), so no code is ever written to the database in clear.
+/// The stored form of an [`OutboundMessage`]: its numbers and text encrypted together
+/// ([`SealedContent`]: nonce ‖ ciphertext ‖ tag, hex), so that neither a code nor a
+/// phone number is ever written to the database in clear.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SealedMessage {
     pub id: String,
     pub account: String,
-    pub from: String,
-    pub to: String,
-    pub sealed_text: String,
+    pub sealed: String,
     pub expires_at: DateTime<Utc>,
     pub attempts: u32,
     #[serde(default)]
@@ -168,6 +176,14 @@ pub struct Transition {
     pub message_references: Vec<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// What [`SealedMessage::sealed`] holds once opened.
+#[derive(Serialize, Deserialize)]
+pub struct SealedContent {
+    pub from: String,
+    pub to: String,
+    pub text: String,
 }
 
 /// A message's status and history. Holds no text and only the masked number.
@@ -233,7 +249,11 @@ mod tests {
             service: "b".into(),
             number: "+15551234567".into(),
         };
-        assert_ne!(a.to_key(), b.to_key());
+        assert_ne!(a.binding(), b.binding());
+        assert_ne!(
+            scope_key("AC1", "a\0b", b"d"),
+            scope_key("AC1\0a", "b", b"d")
+        );
     }
 
     #[test]

@@ -12,8 +12,13 @@ use crate::sms::{DeliveryStatus, StatusReport};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct SentPart {
     pub message_id: String,
-    pub recipient_digits: String,
+    /// [`Store::subscriber_digest`] of the recipient, hex: never the number.
+    pub recipient: String,
 }
+
+/// Networks report the recipient national or international: the trailing digits both
+/// forms share are what identifies the subscriber.
+const SIGNIFICANT_DIGITS: usize = 7;
 
 pub(super) fn report_key(modem: &str, mr: u8) -> Vec<u8> {
     let mut key = modem.as_bytes().to_vec();
@@ -44,6 +49,14 @@ pub enum ReportOutcome {
 }
 
 impl Store {
+    /// The keyed digest of a number's last [`SIGNIFICANT_DIGITS`] digits, hex; `None`
+    /// for a number with no digits.
+    pub(super) fn subscriber_digest(&self, number: &str) -> String {
+        let digits: Vec<u8> = number.bytes().filter(u8::is_ascii_digit).collect();
+        let tail = &digits[digits.len().saturating_sub(SIGNIFICANT_DIGITS)..];
+        hex::encode(self.pseudonyms.digest(super::NUMBER_TAIL, tail))
+    }
+
     pub fn record_report(
         &self,
         modem: &str,
@@ -51,19 +64,14 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
         let key = report_key(modem, report.message_reference);
-        let recipient_digits: String = report
-            .recipient
-            .chars()
-            .filter(char::is_ascii_digit)
-            .collect();
+        let has_digits = report.recipient.bytes().any(|b| b.is_ascii_digit());
+        let recipient = self.subscriber_digest(&report.recipient);
         let outcome = (&self.reports, &self.messages).transaction(|(reports, messages)| {
             let Some(bytes) = reports.get(&key)? else {
                 return Ok(ReportOutcome::Unmatched);
             };
             let part: SentPart = decode_tx(&bytes, "reports")?;
-            // Networks report the recipient national or international: compare the
-            // trailing digits both forms share.
-            if !same_subscriber(&part.recipient_digits, &recipient_digits) {
+            if !has_digits || part.recipient != recipient {
                 return Ok(ReportOutcome::Unmatched);
             }
             let Some(bytes) = messages.get(part.message_id.as_bytes())? else {
@@ -113,10 +121,4 @@ impl Store {
         })?;
         Ok(outcome)
     }
-}
-
-fn same_subscriber(sent: &str, reported: &str) -> bool {
-    const SIGNIFICANT: usize = 7;
-    let tail = |s: &str| s[s.len().saturating_sub(SIGNIFICANT)..].to_owned();
-    !reported.is_empty() && tail(sent) == tail(reported)
 }

@@ -38,13 +38,13 @@ fn new_code(id: &str, number: &str, hash: u8) -> NewCode {
     }
 }
 
-fn sealer() -> crate::otp::TextSealer {
-    crate::otp::TextSealer::new(&crate::otp::SecretKey::from_bytes([5; 32]))
+fn sealer() -> crate::otp::SecretKey {
+    crate::otp::SecretKey::from_bytes([5; 32])
 }
 
 async fn open() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
+    let store = Store::open(&dir.path().join("db"), &sealer()).unwrap();
     (store, dir)
 }
 
@@ -387,13 +387,13 @@ async fn purge_keeps_failure_counts_but_drops_run_out_locks() {
 async fn data_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
+        let store = Store::open(&dir.path().join("db"), &sealer()).unwrap();
         issue(&store, &new_code("SM1", "+15551111111", 1));
         store.durable().await.unwrap();
     }
     // The flusher task holds the database until it sees the store gone.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
+    let store = Store::open(&dir.path().join("db"), &sealer()).unwrap();
     assert_eq!(store.code_count().unwrap(), 1);
     assert_eq!(store.queue_depth(), 1);
 }
@@ -401,7 +401,7 @@ async fn data_survives_reopening() {
 #[tokio::test]
 async fn the_database_files_never_hold_the_text_in_clear() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("db"), sealer()).unwrap();
+    let store = Store::open(&dir.path().join("db"), &sealer()).unwrap();
     let mut code = new_code("SM1", "+15551111111", 1);
     code.message.text = "Your code is 918273".into();
     issue(&store, &code);
@@ -424,6 +424,92 @@ async fn the_database_files_never_hold_the_text_in_clear() {
             entry.display()
         );
     }
+}
+
+#[tokio::test]
+async fn a_database_of_another_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    {
+        let db = sled::open(&path).unwrap();
+        db.open_tree("meta").unwrap().insert("format", "1").unwrap();
+        db.flush().unwrap();
+    }
+    let error = Store::open(&path, &sealer()).unwrap_err().to_string();
+    assert!(error.contains("format 1"), "{error}");
+    assert!(error.contains(&format!("reads format {FORMAT}")), "{error}");
+    assert!(error.contains("move") && error.contains("aside"), "{error}");
+
+    // A database from before format versions: data, and no stamp.
+    let older = dir.path().join("older");
+    {
+        let db = sled::open(&older).unwrap();
+        db.open_tree("codes").unwrap().insert("k", "v").unwrap();
+        db.flush().unwrap();
+    }
+    let error = Store::open(&older, &sealer()).unwrap_err().to_string();
+    assert!(error.contains("before format versions"), "{error}");
+
+    // A new one is stamped, and opens again.
+    let fresh = dir.path().join("fresh");
+    drop(Store::open(&fresh, &sealer()).unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    Store::open(&fresh, &sealer()).expect("our own format reopens");
+}
+
+#[tokio::test]
+async fn keys_and_records_hold_number_digests_and_reports_still_match() {
+    let (store, _dir) = open().await;
+    let number = "+14155550002";
+    issue(&store, &new_code("SM1", number, 1));
+    let now = Utc::now() + Duration::seconds(1);
+    let Claim::Claimed { message, .. } = store.claim_next(now, |_| Some("m0".into())).unwrap()
+    else {
+        panic!("nothing claimed")
+    };
+    assert_eq!(message.to, number, "the dispatcher gets the number back");
+    store.mark_sent(&message, "m0", vec![7], now).unwrap();
+    for tree in [
+        &store.codes,
+        &store.limits,
+        &store.expiry,
+        &store.reports,
+        &store.messages,
+    ] {
+        for entry in tree.iter() {
+            let (key, value) = entry.unwrap();
+            for bytes in [key.as_ref(), value.as_ref()] {
+                assert!(
+                    !bytes.windows(10).any(|w| w == b"4155550002"),
+                    "a number in clear: {:?}",
+                    String::from_utf8_lossy(bytes)
+                );
+            }
+        }
+    }
+    // Reported in national form: the same subscriber by its trailing digits.
+    let report = |recipient: &str| crate::sms::StatusReport {
+        message_reference: 7,
+        recipient: recipient.into(),
+        status: crate::sms::DeliveryStatus::Delivered,
+        service_centre_time: String::new(),
+        discharge_time: String::new(),
+    };
+    assert_eq!(
+        store
+            .record_report("m0", &report("4155551234"), now)
+            .unwrap(),
+        ReportOutcome::Unmatched,
+        "another subscriber"
+    );
+    assert_eq!(
+        store
+            .record_report("m0", &report("4155550002"), now)
+            .unwrap(),
+        ReportOutcome::Delivered {
+            message_id: "SM1".into()
+        }
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

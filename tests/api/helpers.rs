@@ -118,6 +118,17 @@ async fn start(
 }
 
 impl TestApp {
+    /// Stop this instance (its store flushed) and hand back its folder.
+    pub async fn shut_down(mut self) -> Arc<tempfile::TempDir> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running.await.expect("app task");
+        }
+        self.state.clone()
+    }
+
     /// Stop this instance and start another on the same state folder, clock and SMS log.
     pub async fn restart(mut self, adjust: impl FnOnce(&mut Config)) -> TestApp {
         if let Some(stop) = self.stop.take() {

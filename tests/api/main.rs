@@ -1,5 +1,6 @@
 //! The daemon over HTTP, with its modem on a pseudo-terminal driven by the simulator.
 
+mod at_rest;
 mod bad_input;
 mod helpers;
 mod hostile;
