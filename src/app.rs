@@ -157,7 +157,7 @@ impl Application {
             Housekeeping::new(
                 store.clone(),
                 clock.clone(),
-                config.storage.message_retention_days,
+                config.storage.message_retention(),
                 housekeeping_heartbeat,
             )
             .run(stop.child_token()),

@@ -50,13 +50,15 @@ impl Housekeeping {
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
-        message_retention_days: u32,
+        message_retention: std::time::Duration,
         heartbeat: Heartbeat,
     ) -> Self {
         Self {
             store,
             clock,
-            message_retention: chrono::Duration::days(i64::from(message_retention_days)),
+            // Bounded to 3650 days by the config: always representable.
+            message_retention: chrono::Duration::from_std(message_retention)
+                .unwrap_or(chrono::Duration::MAX),
             heartbeat,
         }
     }

@@ -96,23 +96,53 @@ fn default_max_body_bytes() -> usize {
 pub struct StorageConfig {
     #[serde(default = "default_storage_path")]
     pub path: PathBuf,
-    /// Days a message's status history stays readable (`GET /2fa/messages/{id}`)
-    /// after it was sent or failed.
-    #[serde(default = "default_message_retention_days")]
-    pub message_retention_days: u32,
+    /// How long a message's status history stays readable (`GET /2fa/messages/{id}`)
+    /// after it was sent or failed: `"7d"`, `"12h"`, `"30m"`. Default 7 days.
+    #[serde(default)]
+    pub message_retention: Option<Retention>,
+    /// The same in whole days (the older key); not together with `message_retention`.
+    #[serde(default)]
+    pub message_retention_days: Option<u32>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             path: default_storage_path(),
-            message_retention_days: default_message_retention_days(),
+            message_retention: None,
+            message_retention_days: None,
         }
     }
 }
 
-fn default_message_retention_days() -> u32 {
-    7
+impl StorageConfig {
+    /// The retention in force, whichever key gave it.
+    pub fn message_retention(&self) -> std::time::Duration {
+        match (self.message_retention, self.message_retention_days) {
+            (Some(Retention(period)), _) => period,
+            (None, Some(days)) => std::time::Duration::from_secs(u64::from(days) * 86_400),
+            (None, None) => DEFAULT_MESSAGE_RETENTION,
+        }
+    }
+}
+
+const DEFAULT_MESSAGE_RETENTION: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+/// A period written the way people write one: `"7d"`, `"36h"`, `"90m"`, `"1h 30m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for Retention {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text)
+            .map(Retention)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a period ({e}); write e.g. \"7d\", \"12h\" or \"30m\""
+                ))
+            })
+    }
 }
 
 fn default_storage_path() -> PathBuf {

@@ -150,12 +150,42 @@ fn debug_output_hides_secrets() {
 
 #[test]
 fn message_retention_has_a_default_and_bounds() {
-    assert_eq!(parse(GOOD).unwrap().storage.message_retention_days, 7);
-    let kept = GOOD.replace(
-        "path = \"/var/lib/sms2fa\"",
-        "path = \"/var/lib/sms2fa\"\nmessage_retention_days = 30",
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(parse(GOOD).unwrap().storage.message_retention(), 7 * day);
+    let with = |line: &str| {
+        GOOD.replace(
+            "path = \"/var/lib/sms2fa\"",
+            &format!("path = \"/var/lib/sms2fa\"\n{line}"),
+        )
+    };
+    let kept = with("message_retention_days = 30");
+    assert_eq!(parse(&kept).unwrap().storage.message_retention(), 30 * day);
+    for (written, expected) in [
+        ("7d", 7 * 86_400),
+        ("1h", 3600),
+        ("90m", 5400),
+        ("1h 30m", 5400),
+    ] {
+        let source = with(&format!("message_retention = \"{written}\""));
+        let retention = parse(&source).unwrap().storage.message_retention();
+        assert_eq!(retention.as_secs(), expected, "{written}");
+    }
+    let bad = parse(&with("message_retention = \"a week\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        bad.contains("message_retention") && bad.contains("7d"),
+        "{bad}"
     );
-    assert_eq!(parse(&kept).unwrap().storage.message_retention_days, 30);
+    let short = parse(&with("message_retention = \"30s\""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        short.contains("storage.message_retention") && short.contains("1 minute"),
+        "{short}"
+    );
+    let both = with("message_retention = \"1d\"\nmessage_retention_days = 1");
+    assert!(parse(&both).unwrap_err().to_string().contains("not both"));
     let zero = GOOD.replace(
         "path = \"/var/lib/sms2fa\"",
         "path = \"/var/lib/sms2fa\"\nmessage_retention_days = 0",

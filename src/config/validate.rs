@@ -9,12 +9,29 @@ impl Config {
         if !(6..=10).contains(&otp.code_length) {
             return Err(Problem::new("otp", "code_length", "must be 6 to 10 digits"));
         }
-        let retention = self.storage.message_retention_days;
-        if !(1..=3650).contains(&retention) {
+        let storage = &self.storage;
+        if storage.message_retention.is_some() && storage.message_retention_days.is_some() {
             return Err(Problem::new(
                 "storage",
                 "message_retention_days",
-                "must be from 1 to 3650 days",
+                "set message_retention or message_retention_days, not both",
+            ));
+        }
+        if let Some(days) = storage.message_retention_days {
+            if !(1..=3650).contains(&days) {
+                return Err(Problem::new(
+                    "storage",
+                    "message_retention_days",
+                    "must be from 1 to 3650 days",
+                ));
+            }
+        }
+        let retention = storage.message_retention().as_secs();
+        if !(60..=3650 * 86_400).contains(&retention) {
+            return Err(Problem::new(
+                "storage",
+                "message_retention",
+                "must be from 1 minute to 3650 days",
             ));
         }
         if otp.ttl_secs == 0 {

@@ -79,6 +79,16 @@ impl SmsLog {
         self.state().received.clone()
     }
 
+    /// What was received after the first `seen`, in arrival order (a reader that
+    /// keeps up with a long run without copying all of it each time).
+    pub fn since(&self, seen: usize) -> Vec<ReceivedSms> {
+        self.state()
+            .received
+            .get(seen..)
+            .unwrap_or_default()
+            .to_vec()
+    }
+
     /// Counters summed over every simulated modem recording into this log (for
     /// benchmarks: AT commands and serial bytes per SMS).
     pub fn stats(&self) -> &SimStats {

@@ -12,7 +12,7 @@
 //! - `inflight`: message id → [`OutboundMessage`] claimed by the dispatcher; put back
 //!   into `outbox` at start-up, because a crash mid-send must not lose it
 //! - `messages`: message id → [`MessageRecord`] (status history, no text), kept
-//!   `message_retention_days` once settled
+//!   `message_retention` once settled
 //! - `limits`: send histories per number and per account, failure counts per scope
 //!   (so limits hold across restarts); swept once they can no longer refuse anything
 //! - `idempotency` (+ `idempotency_index` by time): the first answer per

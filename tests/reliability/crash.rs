@@ -9,10 +9,8 @@
 //! (or `scripts/crash.sh 20`); `CRASH_SEED` replays a run's random moments.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,8 +19,8 @@ use reqwest::Client;
 use serde_json::Value;
 
 use crate::common::*;
+use crate::daemon::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_sms2fa");
 const SENDERS: u64 = 3;
 /// Pause of each sender between two requests: about 3 × 25 = 75 sends/s offered.
 const PACING: Duration = Duration::from_millis(40);
@@ -41,50 +39,6 @@ enum Outcome {
     NotConnected,
     /// The connection broke, or no answer came in time: either way is right.
     Unknown { error: String },
-}
-
-/// Kills the child on drop, so a failing assertion leaves no process behind.
-struct Process {
-    child: Child,
-    name: &'static str,
-}
-
-impl Process {
-    fn kill(&mut self) {
-        // SIGKILL (std's Child::kill); the child is ours and not yet reaped.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            eprintln!("stopping {}", self.name);
-            self.kill();
-        }
-    }
-}
-
-enum Kept {
-    Temp(tempfile::TempDir),
-    Path(PathBuf),
-}
-
-impl Kept {
-    fn path(&self) -> &Path {
-        match self {
-            Kept::Temp(dir) => dir.path(),
-            Kept::Path(path) => path,
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 fn write_config(dir: &Path, port: u16, device: &Path) -> PathBuf {
@@ -119,45 +73,6 @@ send_timeout_secs = 3
     );
     std::fs::write(&path, text).expect("config");
     path
-}
-
-fn start_daemon(config: &Path, log: &Path) -> Process {
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("daemon log");
-    let child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .spawn()
-        .expect("sms2fa serve");
-    Process {
-        child,
-        name: "sms2fa serve",
-    }
-}
-
-async fn wait_healthy(client: &Client, base: &str, daemon: &mut Process) -> Duration {
-    let started = Instant::now();
-    loop {
-        if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-            if r.status() == 200 {
-                return started.elapsed();
-            }
-        }
-        if let Ok(Some(status)) = daemon.child.try_wait() {
-            panic!("the daemon exited at start-up: {status}");
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the daemon is not healthy after 30 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The SMS the simulator wrote so far, grouped by number, in arrival order.
