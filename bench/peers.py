@@ -258,10 +258,14 @@ infofile = {dir}/smsd.working
 pidfile = {dir}/smsd.pid
 loglevel = 4
 # Fastest documented settings: poll the spool and the modem every second (the
-# smallest sane value: 0 makes both loops spin), no receiving, no network check.
+# smallest sane value: 0 makes both loops spin), trust files renamed into the spool
+# (trust_outgoing: no one-second wait per file), no receiving, no network check; on the
+# modem, no probe for unexpected input before each command and the fastest answer
+# polling (poll_faster, default 5).
 delaytime = {delay}
 delaytime_mainprocess = {delay}
 sleeptime_mainprocess = {delay}
+trust_outgoing = yes
 blocktime = 1
 receive_before_send = no
 status_interval = 0
@@ -280,6 +284,8 @@ sentsleeptime = 0
 status_signal_quality = no
 report = no
 trust_spool = yes
+detect_unexpected_input = no
+poll_faster = 50
 """
 
 
@@ -520,7 +526,8 @@ def main():
 
 def markdown(results, args):
     label = {"sms2fa": "sms2fa", "gammu": f"gammu-smsd {results['versions'].get('gammu', '')} (files, LoopSleep={args.gammu_loopsleep})",
-             "smstools": f"smstools {results['versions'].get('smstools', '')} (spool, delaytime={args.smstools_delay})"}
+             "smstools": f"smstools {results['versions'].get('smstools', '')} (spool, delaytime={args.smstools_delay}, "
+                         "delaytime_mainprocess, trust_outgoing, detect_unexpected_input = no, poll_faster = 50)"}
     lines = [f"{results['date']}, {results['machine']}; {results['messages']} SMS per run, "
              f"medians of {results['runs']} run(s)", "",
              "| daemon | SMS/s | AT commands / SMS | bytes to modem / SMS | CPU ms / SMS | accept → +CMGS (median, max) | start-up AT commands |",

@@ -114,6 +114,14 @@ impl SecretKey {
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }
+
+    /// A key for one purpose alone, named by `label` (domain separation: the key that
+    /// hashes codes is never a cipher key, nor the one that digests numbers).
+    pub(crate) fn derive(&self, label: &[u8]) -> [u8; KEY_LEN] {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl std::fmt::Debug for SecretKey {

@@ -26,12 +26,8 @@ impl std::fmt::Debug for Pseudonymizer {
 
 impl Pseudonymizer {
     pub fn new(key: &SecretKey) -> Self {
-        // Domain separation from the code-hash key and the outbox cipher key.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
-        mac.update(b"sms2fa number pseudonyms v1");
         Self {
-            key: mac.finalize().into_bytes().into(),
+            key: key.derive(b"sms2fa number pseudonyms v1"),
         }
     }
 

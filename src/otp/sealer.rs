@@ -4,10 +4,8 @@
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
-use sha2::Sha256;
 
 use super::SecretKey;
 
@@ -38,11 +36,7 @@ impl std::fmt::Debug for TextSealer {
 
 impl TextSealer {
     pub fn new(key: &SecretKey) -> Self {
-        // Domain separation: the HMAC key for code hashes is never used as a cipher key.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(key.bytes()).expect("HMAC takes any key length");
-        mac.update(b"sms2fa outbox text encryption v1");
-        let derived = mac.finalize().into_bytes();
+        let derived = key.derive(b"sms2fa outbox text encryption v1");
         Self {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&derived)),
         }
