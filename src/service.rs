@@ -176,6 +176,7 @@ impl TwoFactor {
                 text,
                 expires_at,
                 attempts: 0,
+                unconfirmed: 0,
                 last_modem: None,
             },
             service: request.service.as_str().to_owned(),

@@ -56,6 +56,11 @@ pub async fn read_body(State(limits): State<BodyLimits>, request: Request, next:
     if declared.is_some_and(|length| length > limits.max_body_bytes as u64) {
         return closing(too_large());
     }
+    // No body at all (most GETs): nothing to read, nothing to wait for.
+    let chunked = request.headers().contains_key(header::TRANSFER_ENCODING);
+    if declared == Some(0) || (declared.is_none() && !chunked) {
+        return next.run(request).await;
+    }
     let (parts, body) = request.into_parts();
     let read = Limited::new(body, limits.max_body_bytes).collect();
     let bytes = match tokio::time::timeout(limits.body_timeout, read).await {

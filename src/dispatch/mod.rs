@@ -279,6 +279,10 @@ impl Dispatcher {
             }
             Outcome::Retry { at, reason } => {
                 tracing::warn!(message_id = %message.id, modem, %reason, retry_at = %at, "SMS send failed; will retry");
+                let mut message = message;
+                if matches!(result, Err(SendError::Unconfirmed(_))) {
+                    message.unconfirmed += 1;
+                }
                 self.store
                     .retry_later(&message, Some(modem), &reason, at, now)?;
             }

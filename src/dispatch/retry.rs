@@ -48,7 +48,9 @@ const CMS_SCHEDULES: &[(u16, Schedule)] = &[
 const OTHER_TEMPORARY: Schedule = schedule(4, 2);
 /// Nothing reached the modem: retrying cannot duplicate.
 const NOT_SENT: Schedule = schedule(20, 1);
-/// The modem never answered after the PDU: the SMS may be out already.
+/// The modem never answered after the PDU: the SMS may be out already. Counted apart
+/// from the message's other attempts: a retry that may duplicate is what this budget
+/// limits, and a congestion answer earlier takes nothing from it.
 const UNCONFIRMED: Schedule = schedule(3, 5);
 
 #[derive(Debug, Clone)]
@@ -88,7 +90,11 @@ impl RetryPolicy {
             SendError::NotSent(_) => NOT_SENT,
             SendError::Unconfirmed(_) => UNCONFIRMED,
         };
-        if message.attempts >= schedule.max_attempts {
+        let spent = match error {
+            SendError::Unconfirmed(_) => message.unconfirmed + 1,
+            _ => message.attempts,
+        };
+        if spent >= schedule.max_attempts {
             return Outcome::Failed(format!(
                 "{reason} (gave up after {} attempts)",
                 message.attempts
@@ -122,6 +128,7 @@ mod tests {
             text: String::new(),
             expires_at: Utc::now() + chrono::Duration::seconds(expires_in_secs),
             attempts,
+            unconfirmed: 0,
             last_modem: None,
         }
     }
@@ -170,10 +177,18 @@ mod tests {
         assert_eq!(delay(4, &refused(500)), None, "unknown errors: 4 attempts");
         let unconfirmed = Err(SendError::Unconfirmed("silent".into()));
         assert_eq!(delay(1, &unconfirmed), Some(5));
-        assert_eq!(
-            delay(3, &unconfirmed),
-            None,
+        let judged = |attempts, unconfirmed_before| {
+            let mut m = message(attempts, 3600);
+            m.unconfirmed = unconfirmed_before;
+            policy.judge(&m, &unconfirmed, now)
+        };
+        assert!(
+            matches!(judged(3, 2), Outcome::Failed(_)),
             "each retry may duplicate: only 3"
+        );
+        assert!(
+            matches!(judged(3, 0), Outcome::Retry { .. }),
+            "two congestion answers before take nothing from that budget"
         );
         let not_sent = Err(SendError::NotSent("port gone".into()));
         assert_eq!(delay(19, &not_sent), Some(60));

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
@@ -28,11 +27,14 @@ enum Phase {
 }
 
 /// Where a connection is in its request cycle, and when it has waited too long.
+///
+/// The connection's watcher is never woken by a change of phase (that would cost a
+/// wake-up per request): it looks again at [`ConnectionClock::next_look`], which is
+/// never later than any deadline a phase change can bring, because it is at most
+/// `min(header, idle)` away.
 #[derive(Debug)]
 pub struct ConnectionClock {
     phase: Mutex<Phase>,
-    /// Signalled when the deadline may have moved earlier (idle → head).
-    pub changed: Notify,
     header_timeout: Duration,
     idle_timeout: Duration,
 }
@@ -43,7 +45,6 @@ impl ConnectionClock {
     pub fn new(header_timeout: Duration, idle_timeout: Duration) -> Self {
         Self {
             phase: Mutex::new(Phase::Head(Instant::now())),
-            changed: Notify::new(),
             header_timeout,
             idle_timeout,
         }
@@ -66,7 +67,6 @@ impl ConnectionClock {
     /// The service answered; the connection waits for the next request.
     pub fn request_finished(&self) {
         self.set(Phase::Idle(Instant::now()));
-        self.changed.notify_one();
     }
 
     /// Bytes arrived: on an idle connection they begin the next request head.
@@ -74,8 +74,6 @@ impl ConnectionClock {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         if matches!(*phase, Phase::Idle(_)) {
             *phase = Phase::Head(Instant::now());
-            drop(phase);
-            self.changed.notify_one();
         }
     }
 
@@ -87,6 +85,15 @@ impl ConnectionClock {
             Phase::Busy => None,
             Phase::Idle(since) => Some(since + self.idle_timeout),
         }
+    }
+
+    /// When the watcher is to look again, seen at `now`: the deadline, or sooner. A
+    /// request that begins later than `now` has its head deadline a header timeout
+    /// after it, and one that ends later its idle deadline an idle timeout after it:
+    /// neither can fall before `now + min(header, idle)`.
+    pub fn next_look(&self, now: Instant) -> Instant {
+        let soonest_new = now + self.header_timeout.min(self.idle_timeout);
+        self.deadline().map_or(soonest_new, |d| d.min(soonest_new))
     }
 
     /// Why the connection is past its deadline at `now`, if it is.
@@ -193,5 +200,26 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         clock.bytes_read();
         assert_eq!(clock.deadline(), Some(began + Duration::from_secs(10)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_next_look_is_never_after_a_deadline_a_later_change_can_bring() {
+        let clock = ConnectionClock::new(Duration::from_secs(10), Duration::from_secs(60));
+        clock.request_started();
+        clock.request_finished();
+        let idle_since = Instant::now();
+        // Idle: looked at now, then a request begins 1 s later and stalls.
+        let look = clock.next_look(Instant::now());
+        assert_eq!(look, idle_since + Duration::from_secs(10));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        clock.bytes_read();
+        let head_deadline = clock.deadline().unwrap();
+        assert!(look <= head_deadline);
+        // Busy: looked at now; the idle deadline after it ends is later still.
+        clock.request_started();
+        let look = clock.next_look(Instant::now());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        clock.request_finished();
+        assert!(look <= clock.deadline().unwrap());
     }
 }

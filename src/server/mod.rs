@@ -159,9 +159,10 @@ async fn connection(
     builder.header_read_timeout(None);
     let conn = builder.serve_connection(io, service);
     tokio::pin!(conn);
+    let look = tokio::time::sleep_until(clock.next_look(tokio::time::Instant::now()));
+    tokio::pin!(look);
     let mut draining = false;
     loop {
-        let deadline = clock.deadline();
         tokio::select! {
             served = conn.as_mut() => {
                 if let Err(error) = served {
@@ -174,20 +175,14 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
             }
             () = kill.cancelled() => return,
-            () = sleep_until(deadline) => {
-                if let Some(why) = clock.expired(tokio::time::Instant::now()) {
+            () = &mut look => {
+                let now = tokio::time::Instant::now();
+                if let Some(why) = clock.expired(now) {
                     tracing::debug!(why, "closing an HTTP connection");
                     return;
                 }
+                look.as_mut().reset(clock.next_look(now));
             }
-            () = clock.changed.notified() => {}
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }

@@ -229,6 +229,7 @@ impl Store {
             sealed: hex::encode(self.sealer.seal(&message.id, &content)),
             expires_at: message.expires_at,
             attempts: message.attempts,
+            unconfirmed: message.unconfirmed,
             last_modem: message.last_modem.clone(),
         })
     }
@@ -252,6 +253,7 @@ impl Store {
             text: content.text,
             expires_at: sealed.expires_at,
             attempts: sealed.attempts,
+            unconfirmed: sealed.unconfirmed,
             last_modem: sealed.last_modem,
         })
     }

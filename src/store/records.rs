@@ -121,6 +121,9 @@ pub struct OutboundMessage {
     pub expires_at: DateTime<Utc>,
     /// Send attempts made so far.
     pub attempts: u32,
+    /// Of those, the ones the modem never answered after the PDU: each may have sent
+    /// the SMS, so they have a budget of their own.
+    pub unconfirmed: u32,
     /// The modem of the last failed attempt: a retry prefers another one.
     pub last_modem: Option<String>,
 }
@@ -145,6 +148,8 @@ pub struct SealedMessage {
     pub sealed: String,
     pub expires_at: DateTime<Utc>,
     pub attempts: u32,
+    #[serde(default)]
+    pub unconfirmed: u32,
     #[serde(default)]
     pub last_modem: Option<String>,
 }

@@ -31,6 +31,7 @@ fn new_code(id: &str, number: &str, hash: u8) -> NewCode {
             text: "code 123456".into(),
             expires_at: now + Duration::minutes(10),
             attempts: 0,
+            unconfirmed: 0,
             last_modem: None,
         },
         service: "Login".into(),
