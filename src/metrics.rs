@@ -388,20 +388,19 @@ fn scrape_registry(sample: &Sample) -> Registry {
     registry
 }
 
-/// The names of every metric family in an exposition (its `# TYPE` lines), for tests
-/// and the size check.
-pub fn family_names(exposition: &str) -> Vec<String> {
-    exposition
-        .lines()
-        .filter_map(|line| line.strip_prefix("# TYPE "))
-        .filter_map(|rest| rest.split(' ').next())
-        .map(str::to_owned)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names of every metric family in an exposition (its `# TYPE` lines).
+    fn family_names(exposition: &str) -> Vec<String> {
+        exposition
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|rest| rest.split(' ').next())
+            .map(str::to_owned)
+            .collect()
+    }
 
     fn sample() -> Sample {
         Sample {

@@ -27,11 +27,7 @@ pub fn json_object(
         ));
     }
     let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "the request body is larger than this server accepts",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => super::limits::too_large(),
         status => ApiError::new(
             status,
             "unreadable_body",
