@@ -392,9 +392,7 @@ async fn data_survives_reopening() {
         issue(&store, &new_code("SM1", "+15551111111", 1));
         store.durable().await.unwrap();
     }
-    // The flusher task holds the database until it sees the store gone.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let store = Store::open(&dir.path().join("db"), &sealer()).unwrap();
+    let store = open_once_released(&dir.path().join("db")).await.unwrap();
     assert_eq!(store.code_count().unwrap(), 1);
     assert_eq!(store.queue_depth(), 1);
 }
@@ -436,7 +434,7 @@ async fn a_database_of_another_format_is_refused_with_what_to_do() {
         db.open_tree("meta").unwrap().insert("format", "1").unwrap();
         db.flush().unwrap();
     }
-    let error = Store::open(&path, &sealer()).unwrap_err().to_string();
+    let error = open_once_released(&path).await.unwrap_err().to_string();
     assert!(error.contains("format 1"), "{error}");
     assert!(error.contains(&format!("reads format {FORMAT}")), "{error}");
     assert!(error.contains("move") && error.contains("aside"), "{error}");
@@ -448,14 +446,38 @@ async fn a_database_of_another_format_is_refused_with_what_to_do() {
         db.open_tree("codes").unwrap().insert("k", "v").unwrap();
         db.flush().unwrap();
     }
-    let error = Store::open(&older, &sealer()).unwrap_err().to_string();
+    let error = open_once_released(&older).await.unwrap_err().to_string();
     assert!(error.contains("before format versions"), "{error}");
 
     // A new one is stamped, and opens again.
     let fresh = dir.path().join("fresh");
     drop(Store::open(&fresh, &sealer()).unwrap());
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    Store::open(&fresh, &sealer()).expect("our own format reopens");
+    open_once_released(&fresh)
+        .await
+        .expect("our own format reopens");
+}
+
+/// Opens the store at `path` once the database dropped just before lets go of
+/// its file lock. sled releases the lock from its background threads some time
+/// after the last handle is dropped (the store's flusher task, sled's own
+/// flusher), with no way to wait for it; a fixed sleep lost that race on a
+/// loaded CI machine. sled reports a busy lock only as text in an
+/// `io::ErrorKind::Other`. Any other error is returned at once.
+async fn open_once_released(path: &std::path::Path) -> Result<Store, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(path, &sealer()) {
+            Err(StoreError::Open {
+                source: sled::Error::Io(ref io),
+                ..
+            }) if io.to_string().contains("could not acquire lock")
+                && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 #[tokio::test]
