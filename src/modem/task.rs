@@ -22,6 +22,11 @@ use crate::sms::{self, PhoneNumber, StatusReport, SubmitOptions};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How often the path of an unplugged modem is looked at. Opening a path that does not
+/// exist costs nothing and bothers no modem, so this does not back off: a dongle
+/// plugged back in (udev puts its link back) is used within this long, however long it
+/// was away, instead of after a backoff grown while it was gone.
+const ABSENT_POLL: Duration = Duration::from_millis(500);
 /// How often an unregistered modem is asked again.
 const SEARCH_POLL: Duration = Duration::from_secs(2);
 
@@ -202,10 +207,28 @@ impl ModemTask {
     async fn run(mut self) {
         let name = self.settings.name.clone();
         let mut backoff = BACKOFF_START;
+        let mut absent = false;
         while !self.shutdown.is_cancelled() {
             self.set_state(ModemState::Connecting, None);
             let end = match open_port(&self.settings.device, self.settings.baud) {
-                Ok(port) => self.drive(AtSession::new(port), &mut backoff).await,
+                Ok(port) => {
+                    absent = false;
+                    self.drive(AtSession::new(port), &mut backoff).await
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if !absent {
+                        tracing::warn!(modem = %name, device = %self.settings.device.display(), poll = ?ABSENT_POLL, "modem device absent (unplugged?); watching for it");
+                        self.set_state(
+                            ModemState::Connecting,
+                            Some(format!("the device is absent: {e}")),
+                        );
+                        absent = true;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(ABSENT_POLL) => continue,
+                        () = self.shutdown.cancelled() => return,
+                    }
+                }
                 Err(e) => LinkEnd::Broken(InitError::Command(CommandError::Io(e))),
             };
             match end {

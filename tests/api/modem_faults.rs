@@ -327,6 +327,31 @@ async fn unplugged_modem_comes_back_behind_the_same_link() {
 }
 
 #[tokio::test]
+async fn a_modem_plugged_back_after_a_long_absence_is_used_at_once() {
+    let mut app = spawn_app_with_modems(vec![SimOptions::default()], |_| {}).await;
+    app.modems[0].unplug();
+    // Long enough for a doubling backoff (0.25, 0.5, 1, 2, 4 s) to have grown to 8 s:
+    // its next look would come 7.75 s after the replug.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_ne!(app.modem_status[0].borrow().state, ModemState::Ready);
+    app.modems[0].replug().unwrap();
+    let replugged = tokio::time::Instant::now();
+    tokio::time::timeout(
+        PATIENCE,
+        app.modem_status[0].wait_for(|s| s.state == ModemState::Ready),
+    )
+    .await
+    .expect("the modem comes back")
+    .unwrap();
+    let after = replugged.elapsed();
+    assert!(
+        after < Duration::from_secs(3),
+        "ready {after:?} after the replug: the absent device was not watched"
+    );
+    app.round_trip(TO, 1).await;
+}
+
+#[tokio::test]
 async fn delivery_reports_mark_messages_delivered() {
     let sim = SimOptions {
         delivery_reports: true,

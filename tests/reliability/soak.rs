@@ -35,9 +35,13 @@ use crate::daemon::*;
 
 const MODEMS: usize = 3;
 const SENDERS: u64 = 2;
-/// Pause of each sender between two requests: about 2 × 20 = 40 sends/s offered,
-/// against three modems that each take 20 ms of radio time per SMS.
-const PACING: Duration = Duration::from_millis(50);
+/// Pause of each sender between two requests: about 2 × 10 = 20 sends/s offered,
+/// against three modems that each take 20 ms of radio time per SMS. Under the faults
+/// below the three drain only about 40 SMS/s together (each spends half its time
+/// silent, resetting or unplugged: measured 2026-12-02), so the load has headroom, as
+/// a production gateway must; at 40 sends/s the queue stood 50 s deep for the whole
+/// run and codes retried twice expired in it (an overload run, not a steady state).
+const PACING: Duration = Duration::from_millis(100);
 const SEND_DELAY: Duration = Duration::from_millis(20);
 /// `+CMS ERROR` codes the driver must retry (elsewhere) and those that fail a message.
 const TEMPORARY: &[u16] = &[38, 41, 42, 47, 500, 332];
@@ -101,13 +105,14 @@ max_sends_per_number_per_day = 1000
 max_sends_per_account_per_minute = 1000000
 
 [log]
-filter = "warn"
+filter = "{filter}"
 
 [[account]]
 sid = "{SID}"
 token = "{TOKEN}"
 "#,
         state = dir.join("state").display(),
+        filter = std::env::var("SOAK_LOG").unwrap_or_else(|_| "warn".to_owned()),
     );
     for (i, modem) in ports.iter().enumerate() {
         text.push_str(&format!(
@@ -135,6 +140,24 @@ struct Checked {
     status: String,
     reason: String,
     may_arrive_twice: bool,
+    /// The message's history, printed for a message that was lost.
+    history: Value,
+    /// Seconds from queued to its first `sending`: the queue's wait.
+    first_wait: Option<f64>,
+}
+
+/// Seconds between the first `queued` and the first `sending` of a history.
+fn first_wait(history: &Value) -> Option<f64> {
+    let steps = history.as_array()?;
+    let at = |status: &str| {
+        steps
+            .iter()
+            .find(|s| s["status"] == status)
+            .and_then(|s| s["at"].as_str())
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let wait = at("sending")? - at("queued")?;
+    Some(wait.num_milliseconds() as f64 / 1000.0)
 }
 
 /// The run's shared tallies.
@@ -181,6 +204,8 @@ async fn check(client: &Client, base: &str, accepted: &Accepted) -> Result<Check
                 .map(|t| t["detail"].as_str().unwrap_or_default().to_owned())
                 .unwrap_or_default(),
             may_arrive_twice: says_may_arrive_twice(&message),
+            history: message["history"].clone(),
+            first_wait: first_wait(&message["history"]),
         }),
         Err(last) => Err(format!(
             "#{} {}: not terminal {:?} after acceptance: {last:?}",
@@ -497,8 +522,12 @@ async fn soak() {
                 *failed_permanently.entry(code).or_default() += 1;
             } else {
                 lost.push(format!(
-                    "#{seq} {} {}: {checked:?}",
-                    accepted.to, accepted.id
+                    "#{seq} {} {} accepted {:.1} s into the run: {} {}",
+                    accepted.to,
+                    accepted.id,
+                    accepted.at.duration_since(started).as_secs_f64(),
+                    checked.status,
+                    checked.history
                 ));
             }
         }
@@ -541,6 +570,24 @@ async fn soak() {
         tally.verify_failures.len(),
         drain.as_secs_f64(),
     );
+    let mut waits: Vec<f64> = tally
+        .checked
+        .values()
+        .filter_map(|c| c.first_wait)
+        .collect();
+    waits.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        waits
+            .get(((waits.len() as f64 * q) as usize).min(waits.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "soak queue wait (queued to first sending): median {:.2} s, p99 {:.2} s, max {:.2} s",
+        quantile(0.5),
+        quantile(0.99),
+        quantile(1.0),
+    );
     println!(
         "soak memory (daemon VmRSS): start {} MiB, at 2/3 {:.1} MiB, last-third peak {:.1} MiB, \
          end {:.1} MiB, after drain {:.1} MiB: last third {:+.1} %",
@@ -559,6 +606,20 @@ async fn soak() {
             .join(" ")
     );
 
+    let failed = !(tally.refused.is_empty()
+        && tally.stuck.is_empty()
+        && queue_depth == Some(0.0)
+        && lost.is_empty()
+        && unexplained_duplicates.is_empty()
+        && tally.verify_failures.is_empty()
+        && tally.stray_sms.is_empty());
+    if failed {
+        let kept = dir.keep();
+        println!(
+            "soak failed: the daemon's log and state are kept in {} (SOAK_LOG=<filter> logs more)",
+            kept.display()
+        );
+    }
     assert!(
         tally.accepted.len() as u64 > run.as_secs(),
         "too little load: {}",
