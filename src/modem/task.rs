@@ -209,7 +209,11 @@ impl ModemTask {
         let mut backoff = BACKOFF_START;
         let mut absent = false;
         while !self.shutdown.is_cancelled() {
-            self.set_state(ModemState::Connecting, None);
+            // While the device is absent its state was published once, as it went;
+            // publishing it again every poll would wake the dispatcher for nothing.
+            if !absent {
+                self.set_state(ModemState::Connecting, None);
+            }
             let end = match open_port(&self.settings.device, self.settings.baud) {
                 Ok(port) => {
                     absent = false;
