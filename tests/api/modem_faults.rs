@@ -6,12 +6,21 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use sms2fa::modem::ModemState;
+use sms2fa::modem::{ModemState, ModemStatus};
 use sms2fa::sim::{Silence, SimHandle, SimOptions, UrcStorm};
+use tokio::sync::watch;
 
 use crate::helpers::*;
 
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Wait (up to `PATIENCE`) until the modem's published state is `state`.
+async fn await_state(status: &mut watch::Receiver<ModemStatus>, state: ModemState, what: &str) {
+    tokio::time::timeout(PATIENCE, status.wait_for(|s| s.state == state))
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not {state:?} within {PATIENCE:?}"))
+        .expect("the modem task runs");
+}
 
 impl TestApp {
     pub async fn message(&self, id: &str) -> Value {
@@ -172,10 +181,12 @@ async fn a_modem_left_at_the_prompt_by_a_killed_process_is_brought_back_in_step(
     tokio::spawn(app.run_until(async {
         let _ = stopped.await;
     }));
-    tokio::time::timeout(PATIENCE, status.wait_for(|s| s.state == ModemState::Ready))
-        .await
-        .expect("the modem is ready again, its replies in step")
-        .unwrap();
+    await_state(
+        &mut status,
+        ModemState::Ready,
+        "the modem is ready again, its replies in step",
+    )
+    .await;
     assert!(
         sms.all().is_empty(),
         "the half-typed PDU was cancelled, not sent"
@@ -191,10 +202,7 @@ async fn a_wrong_pin_is_never_tried_twice() {
     let handle = sim.handle.clone();
     let mut app = spawn_app_with_modems(vec![sim], |c| c.modems[0].pin = Some("1111".into())).await;
     let status = &mut app.modem_status[0];
-    tokio::time::timeout(PATIENCE, status.wait_for(|s| s.state == ModemState::Fatal))
-        .await
-        .expect("the modem goes fatal")
-        .unwrap();
+    await_state(status, ModemState::Fatal, "the modem goes fatal").await;
     assert!(status
         .borrow()
         .last_error
@@ -309,13 +317,12 @@ async fn unplugged_modem_comes_back_behind_the_same_link() {
     .await;
     app.round_trip(TO, 1).await;
     app.modems[0].unplug();
-    tokio::time::timeout(
-        PATIENCE,
-        app.modem_status[0].wait_for(|s| s.state == ModemState::Connecting),
+    await_state(
+        &mut app.modem_status[0],
+        ModemState::Connecting,
+        "the driver notices",
     )
-    .await
-    .expect("the driver notices")
-    .unwrap();
+    .await;
     let sent = app.send_code("Login", TO).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.modems[0].replug().unwrap();
@@ -336,13 +343,12 @@ async fn a_modem_plugged_back_after_a_long_absence_is_used_at_once() {
     assert_ne!(app.modem_status[0].borrow().state, ModemState::Ready);
     app.modems[0].replug().unwrap();
     let replugged = tokio::time::Instant::now();
-    tokio::time::timeout(
-        PATIENCE,
-        app.modem_status[0].wait_for(|s| s.state == ModemState::Ready),
+    await_state(
+        &mut app.modem_status[0],
+        ModemState::Ready,
+        "the modem comes back",
     )
-    .await
-    .expect("the modem comes back")
-    .unwrap();
+    .await;
     let after = replugged.elapsed();
     assert!(
         after < Duration::from_secs(3),
@@ -401,13 +407,7 @@ async fn waits_for_the_network_before_sending() {
         ..SimOptions::default()
     };
     let mut app = spawn_app_with_modems(vec![sim], |_| {}).await;
-    tokio::time::timeout(
-        PATIENCE,
-        app.modem_status[0].wait_for(|s| s.state == ModemState::Searching),
-    )
-    .await
-    .expect("searching")
-    .unwrap();
+    await_state(&mut app.modem_status[0], ModemState::Searching, "searching").await;
     let sent = app.send_code("Login", TO).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(app.sms.all().is_empty());
@@ -439,10 +439,7 @@ async fn a_pool_keeps_sending_when_one_modem_is_unplugged() {
     let handles: Vec<SimHandle> = sims.iter().map(|s| s.handle.clone()).collect();
     let mut app = spawn_app_with_modems(sims, |_| {}).await;
     for status in &mut app.modem_status {
-        tokio::time::timeout(PATIENCE, status.wait_for(|s| s.state == ModemState::Ready))
-            .await
-            .expect("ready")
-            .unwrap();
+        await_state(status, ModemState::Ready, "ready").await;
     }
     let numbers: Vec<String> = (0..12).map(|i| format!("+1321654{i:04}")).collect();
     let mut ids = Vec::new();

@@ -134,6 +134,29 @@ struct Accepted {
     at: Instant,
 }
 
+/// The run's folder (the daemon's config, log and state): removed when the run passes,
+/// kept when any check fails, so the daemon's log can say why. Declared first in the
+/// test, it is dropped last, after the daemon is stopped.
+struct KeptOnFailure(Option<tempfile::TempDir>);
+
+impl KeptOnFailure {
+    fn path(&self) -> &Path {
+        // Some until drop, the only place that takes it.
+        self.0.as_ref().expect("the run's folder").path()
+    }
+}
+
+impl Drop for KeptOnFailure {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take().filter(|_| std::thread::panicking()) {
+            eprintln!(
+                "soak failed: the daemon's log and state are kept in {} (SOAK_LOG=<filter> logs more)",
+                dir.keep().display()
+            );
+        }
+    }
+}
+
 /// What a message's status said when it was checked.
 #[derive(Debug, Clone)]
 struct Checked {
@@ -221,7 +244,7 @@ async fn check(client: &Client, base: &str, accepted: &Accepted) -> Result<Check
 async fn soak() {
     let run = Duration::from_secs(env_or("SOAK_SECS", 600));
     let mut rng = Rng::from_env("SOAK_SEED");
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = KeptOnFailure(Some(tempfile::tempdir().expect("temp dir")));
     let sms = SmsLog::in_memory();
     let options: Vec<SimOptions> = (0..MODEMS)
         .map(|i| faulty_modem(&mut rng, i, 400_000))
@@ -606,20 +629,6 @@ async fn soak() {
             .join(" ")
     );
 
-    let failed = !(tally.refused.is_empty()
-        && tally.stuck.is_empty()
-        && queue_depth == Some(0.0)
-        && lost.is_empty()
-        && unexplained_duplicates.is_empty()
-        && tally.verify_failures.is_empty()
-        && tally.stray_sms.is_empty());
-    if failed {
-        let kept = dir.keep();
-        println!(
-            "soak failed: the daemon's log and state are kept in {} (SOAK_LOG=<filter> logs more)",
-            kept.display()
-        );
-    }
     assert!(
         tally.accepted.len() as u64 > run.as_secs(),
         "too little load: {}",
