@@ -12,7 +12,7 @@
 //! (see docs/benchmarks.md), which makes a single-account fill quadratic.
 //! `verify` opens the store, runs S sequential `TwoFactor::verify` calls with a wrong code
 //! for random live numbers (each one durable), prints p50/p99 and the RSS, and with
-//! `--purge` moves the clock past the TTL and times `Store::purge_expired` over them all.
+//! `--purge` moves the clock past the TTL and times the purge of them all (batches of 1,000, as housekeeping does).
 //! Output: one JSON object on stdout.
 
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ use sms2fa::config::{Config, Requirements};
 use sms2fa::otp::{CodeHasher, ManualClock, SecretKey, ServiceName, Template};
 use sms2fa::service::{Policy, SendRequest, TwoFactor, VerifyRequest};
 use sms2fa::sms::PhoneNumber;
-use sms2fa::store::Store;
+use sms2fa::store::SharedStore;
 use tokio::sync::Notify;
 
 struct Args {
@@ -112,11 +112,14 @@ fn account(i: u64, accounts: u64) -> String {
     format!("AC{:05}", i % accounts)
 }
 
-fn open(state: &Path, clock: Arc<ManualClock>) -> (Store, TwoFactor) {
+async fn open(state: &Path, clock: Arc<ManualClock>) -> (SharedStore, TwoFactor) {
     std::fs::create_dir_all(state).expect("state dir");
     let key = SecretKey::load_or_create(state).expect("key");
-    let store = Store::open(&state.join("db"), &key).expect("store");
     let mut config = Config::parse("", Path::new("scale"), Requirements::Nothing).expect("config");
+    config.storage.path = state.to_owned();
+    let store = sms2fa::store::open(&config.storage, &key, clock)
+        .await
+        .expect("store");
     config.otp.resend_cooldown_secs = 0;
     config.otp.max_sends_per_number_per_day = 1_000_000;
     config.otp.max_sends_per_account_per_minute = 1_000_000_000;
@@ -126,7 +129,6 @@ fn open(state: &Path, clock: Arc<ManualClock>) -> (Store, TwoFactor) {
     let twofa = TwoFactor::new(
         store.clone(),
         CodeHasher::new(key),
-        clock,
         policy,
         Arc::new(Notify::new()),
     );
@@ -134,7 +136,7 @@ fn open(state: &Path, clock: Arc<ManualClock>) -> (Store, TwoFactor) {
 }
 
 async fn fill(args: &Args) -> serde_json::Value {
-    let (_store, twofa) = open(&args.state, Arc::new(ManualClock::new()));
+    let (_store, twofa) = open(&args.state, Arc::new(ManualClock::new())).await;
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
     let cpu0 = cpu_seconds();
@@ -179,7 +181,7 @@ async fn fill(args: &Args) -> serde_json::Value {
 
 async fn verify(args: &Args) -> serde_json::Value {
     let clock = Arc::new(ManualClock::new());
-    let (store, twofa) = open(&args.state, clock.clone());
+    let (store, twofa) = open(&args.state, clock.clone()).await;
     let rss_open = status_kib("VmRSS:") as f64 / 1024.0;
     let service = ServiceName::parse("Bench").expect("service");
     let mut latencies = Vec::with_capacity(args.samples);
@@ -221,7 +223,7 @@ async fn verify(args: &Args) -> serde_json::Value {
         latencies[k].as_secs_f64() * 1000.0
     };
     let mut out = serde_json::json!({
-        "mode": "verify", "codes": args.codes, "live_codes": store.code_count().expect("count"),
+        "mode": "verify", "codes": args.codes, "live_codes": store.code_count().await.expect("count"),
         "samples": latencies.len(), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
         "max_ms": pct(1.0), "rss_open_mib": rss_open,
         "rss_mib": status_kib("VmRSS:") as f64 / 1024.0,
@@ -230,17 +232,23 @@ async fn verify(args: &Args) -> serde_json::Value {
     });
     if args.purge {
         clock.advance(chrono::Duration::seconds(601));
-        let now = sms2fa::otp::Clock::now(clock.as_ref());
+        const BATCH: usize = 1_000;
         let cpu0 = cpu_seconds();
         let t = Instant::now();
-        let purged = store.purge_expired(now).expect("purge");
-        store.flush_now().expect("flush");
+        let mut purged = 0;
+        loop {
+            let batch = store.purge_expired_codes(BATCH).await.expect("purge");
+            purged += batch;
+            if batch < BATCH {
+                break;
+            }
+        }
         let seconds = t.elapsed().as_secs_f64();
         out["purge"] = serde_json::json!({
             "purged": purged, "seconds": seconds, "cpu_s": cpu_seconds() - cpu0,
             "per_code_us": seconds * 1e6 / (purged.max(1) as f64),
             "hwm_mib": status_kib("VmHWM:") as f64 / 1024.0,
-            "live_codes_after": store.code_count().expect("count"),
+            "live_codes_after": store.code_count().await.expect("count"),
         });
     }
     out

@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::modem::{spawn_modem, ModemHandle, ModemSettings};
 use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock};
 use crate::service::{Policy, TwoFactor};
-use crate::store::{Store, StoreError};
+use crate::store::{SharedStore, StoreError};
 use crate::systemd::{run_watchdog, Heartbeat, Liveness, Notifier};
 
 /// How long shutdown waits for a modem to finish the SMS it is sending; the unit's
@@ -52,7 +52,7 @@ pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     server_limits: crate::server::Limits,
-    store: Store,
+    store: SharedStore,
     modems: Vec<ModemHandle>,
     background: Vec<JoinHandle<()>>,
     stop: CancellationToken,
@@ -109,7 +109,7 @@ impl Application {
                 source,
             })?;
         let key = SecretKey::load_or_create(state_dir)?;
-        let store = Store::open(&state_dir.join("db"), &key)?;
+        let store = crate::store::open(&config.storage, &key, clock.clone()).await?;
         let stop = CancellationToken::new();
         let wake = Arc::new(Notify::new());
 
@@ -156,7 +156,6 @@ impl Application {
         background.push(tokio::spawn(
             Housekeeping::new(
                 store.clone(),
-                clock.clone(),
                 config.storage.message_retention(),
                 housekeeping_heartbeat,
             )
@@ -168,7 +167,6 @@ impl Application {
         let twofa = Arc::new(TwoFactor::new(
             store.clone(),
             CodeHasher::new(key),
-            clock.clone(),
             policy,
             wake,
         ));
@@ -240,11 +238,7 @@ impl Application {
                     () = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let sampled = ops.clone();
-                let Ok(line) = tokio::task::spawn_blocking(move || sampled.status_line()).await
-                else {
-                    continue;
-                };
+                let line = ops.status_line().await;
                 if line != last {
                     status_notifier.status(&line);
                     last = line;
@@ -255,11 +249,7 @@ impl Application {
             let ops = self.ops.clone();
             let probe = move || {
                 let ops = ops.clone();
-                async move {
-                    tokio::task::spawn_blocking(move || ops.store_answers())
-                        .await
-                        .unwrap_or(false)
-                }
+                async move { ops.store_answers().await }
             };
             self.background.push(tokio::spawn(run_watchdog(
                 notifier,
@@ -303,7 +293,7 @@ impl Application {
         if drained.is_err() {
             tracing::warn!("a modem was still busy after {DRAIN_TIMEOUT:?}; stopping anyway");
         }
-        self.store.flush_now()?;
+        self.store.close().await?;
         tracing::info!("sms2fa stopped");
         Ok(())
     }

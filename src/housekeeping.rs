@@ -2,13 +2,11 @@
 //! expired codes and idempotency keys, and sweeps the next slice of message histories
 //! and limit records, so the store stays the size of what is live.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::otp::Clock;
-use crate::store::{Store, StoreError};
+use crate::store::{SharedStore, StoreError};
 use crate::systemd::Heartbeat;
 
 /// Time between turns.
@@ -23,17 +21,9 @@ const TURN_BUDGET: Duration = Duration::from_secs(2);
 const SWEEP_SLICE: usize = 10_000;
 
 pub struct Housekeeping {
-    store: Store,
-    clock: Arc<dyn Clock>,
+    store: SharedStore,
     message_retention: chrono::Duration,
     heartbeat: Heartbeat,
-}
-
-/// Where the incremental sweeps stand between turns.
-#[derive(Debug, Default, Clone)]
-struct Cursors {
-    messages: Vec<u8>,
-    limits: Vec<u8>,
 }
 
 /// What one turn did.
@@ -48,14 +38,12 @@ struct Turn {
 
 impl Housekeeping {
     pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
+        store: SharedStore,
         message_retention: std::time::Duration,
         heartbeat: Heartbeat,
     ) -> Self {
         Self {
             store,
-            clock,
             // Bounded to 3650 days by the config: always representable.
             message_retention: chrono::Duration::from_std(message_retention)
                 .unwrap_or(chrono::Duration::MAX),
@@ -67,7 +55,6 @@ impl Housekeeping {
         let mut tick = tokio::time::interval(INTERVAL);
         // After a long backlog, one turn is enough: not one per missed tick.
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut cursors = Cursors::default();
         let mut backlog = false;
         loop {
             if !backlog {
@@ -79,16 +66,9 @@ impl Housekeeping {
                 return;
             }
             self.heartbeat.beat();
-            let store = self.store.clone();
-            let now = self.clock.now();
-            let retention = self.message_retention;
-            let from = cursors.clone();
-            let outcome =
-                tokio::task::spawn_blocking(move || turn(&store, now, retention, from)).await;
             backlog = false;
-            match outcome {
-                Ok(Ok((done, next))) => {
-                    cursors = next;
+            match self.turn().await {
+                Ok(done) => {
                     backlog = done.backlog_left;
                     if done.codes + done.idempotency_keys + done.messages + done.limits > 0 {
                         tracing::debug!(
@@ -101,46 +81,40 @@ impl Housekeeping {
                         );
                     }
                 }
-                Ok(Err(e)) => tracing::warn!(error = %e, "housekeeping failed"),
-                Err(e) => tracing::warn!(error = %e, "the housekeeping task panicked"),
+                Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
             }
         }
     }
-}
 
-fn turn(
-    store: &Store,
-    now: chrono::DateTime<chrono::Utc>,
-    message_retention: chrono::Duration,
-    from: Cursors,
-) -> Result<(Turn, Cursors), StoreError> {
-    let mut done = Turn::default();
-    let started = Instant::now();
-    loop {
-        let handled = store.purge_expired_batch(now, CODE_BATCH)?;
-        done.codes += handled;
-        if handled < CODE_BATCH {
-            break;
+    async fn turn(&self) -> Result<Turn, StoreError> {
+        let mut done = Turn::default();
+        let started = Instant::now();
+        loop {
+            let handled = self.store.purge_expired_codes(CODE_BATCH).await?;
+            done.codes += handled;
+            if handled < CODE_BATCH {
+                break;
+            }
+            if started.elapsed() >= TURN_BUDGET {
+                done.backlog_left = true;
+                break;
+            }
         }
-        if started.elapsed() >= TURN_BUDGET {
-            done.backlog_left = true;
-            break;
-        }
+        done.idempotency_keys = self.store.purge_idempotency().await?;
+        done.messages = self
+            .store
+            .sweep_messages(SWEEP_SLICE, self.message_retention)
+            .await?
+            .removed;
+        done.limits = self.store.sweep_limits(SWEEP_SLICE).await?.removed;
+        Ok(done)
     }
-    done.idempotency_keys = store.purge_idempotency(now)?;
-    let messages = store.sweep_messages(&from.messages, SWEEP_SLICE, now - message_retention)?;
-    let limits = store.sweep_limits(&from.limits, SWEEP_SLICE, now)?;
-    done.messages = messages.removed;
-    done.limits = limits.removed;
-    let next = Cursors {
-        messages: messages.resume_at.unwrap_or_default(),
-        limits: limits.resume_at.unwrap_or_default(),
-    };
-    Ok((done, next))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::otp::SecretKey;
     use crate::service::{Policy, SendRequest, TwoFactor};
@@ -149,8 +123,14 @@ mod tests {
     async fn a_turn_forgets_expired_codes_and_old_histories_but_keeps_the_queue() {
         let dir = tempfile::tempdir().unwrap();
         let key = SecretKey::from_bytes([3; 32]);
-        let store = Store::open(&dir.path().join("db"), &key).unwrap();
         let clock = Arc::new(crate::otp::ManualClock::default());
+        let storage = crate::config::StorageConfig {
+            path: dir.path().to_owned(),
+            ..Default::default()
+        };
+        let store = crate::store::open(&storage, &key, clock.clone())
+            .await
+            .unwrap();
         let policy = Policy {
             otp: crate::config::OtpConfig::default(),
             sms: crate::config::SmsConfig::default(),
@@ -158,7 +138,6 @@ mod tests {
         let twofa = TwoFactor::new(
             store.clone(),
             crate::otp::CodeHasher::new(key),
-            clock.clone(),
             policy,
             Arc::new(tokio::sync::Notify::new()),
         );
@@ -170,31 +149,29 @@ mod tests {
         };
         twofa.send("AC1", &request("+15551111111")).await.unwrap();
         twofa.send("AC1", &request("+15552222222")).await.unwrap();
-        let crate::store::Claim::Claimed { message, .. } = store
-            .claim_next(clock.now(), |_| Some("m0".into()))
+        let claimed = store
+            .claim_next(&|_| Some("m0".into()))
+            .await
             .unwrap()
-        else {
-            panic!("nothing to claim")
-        };
+            .expect("a message to claim");
         store
-            .mark_failed(&message.id, Some("m0"), "refused", clock.now())
+            .mark_failed(&claimed.lease, Some("m0"), "refused")
+            .await
             .unwrap();
 
         clock.advance(chrono::Duration::days(8));
-        let (done, next) = turn(
-            &store,
-            clock.now(),
-            chrono::Duration::days(7),
-            Cursors::default(),
-        )
-        .unwrap();
+        let housekeeping = Housekeeping::new(
+            store.clone(),
+            std::time::Duration::from_secs(7 * 86_400),
+            Heartbeat::new(),
+        );
+        let done = housekeeping.turn().await.unwrap();
         assert_eq!((done.codes, done.backlog_left), (2, false));
         // The failed message's history goes; the one still queued stays.
         assert_eq!(done.messages, 1);
-        assert_eq!(store.queue_depth(), 1);
+        assert_eq!(store.queue_depth().await.unwrap(), 1);
         // Both numbers' histories and the account budget no longer refuse anything.
         assert_eq!(done.limits, 3);
-        assert!(next.messages.is_empty() && next.limits.is_empty());
-        assert_eq!(store.code_count().unwrap(), 0);
+        assert_eq!(store.code_count().await.unwrap(), 0);
     }
 }

@@ -104,7 +104,7 @@ pub struct ModemSample {
 pub struct Sample {
     pub modems: Vec<ModemSample>,
     /// Messages waiting in the outbox.
-    pub queue_depth: usize,
+    pub queue_depth: u64,
     /// How long the most overdue queued message has waited past its due time.
     pub queue_oldest_overdue: Option<Duration>,
 }

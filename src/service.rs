@@ -11,13 +11,12 @@ use crate::config::{OtpConfig, SmsConfig};
 use subtle::ConstantTimeEq;
 
 use crate::otp::{
-    destination_allowed, judge_attempt, AttemptVerdict, Clock, CodeHasher, LockPolicy, OtpCode,
+    destination_allowed, judge_attempt, AttemptVerdict, CodeHasher, LockPolicy, OtpCode,
     SendLimits, SendRefusal, ServiceName, Template,
 };
 use crate::sms::{self, PhoneNumber};
 use crate::store::{
-    Begin, CodeRecord, CodeScope, MessageRecord, NewCode, OutboundMessage, Store, StoreError,
-    StoredAnswer,
+    Begin, CodeScope, MessageRecord, NewCode, NewMessage, SharedStore, StoreError, StoredAnswer,
 };
 
 /// A validated send request.
@@ -96,9 +95,8 @@ impl Policy {
 
 #[derive(Clone)]
 pub struct TwoFactor {
-    store: Store,
+    store: SharedStore,
     hasher: CodeHasher,
-    clock: Arc<dyn Clock>,
     /// Swapped whole by [`TwoFactor::set_policy`] (SIGHUP).
     policy: Arc<std::sync::RwLock<Arc<Policy>>>,
     /// Wakes the dispatcher when a message is queued.
@@ -107,16 +105,14 @@ pub struct TwoFactor {
 
 impl TwoFactor {
     pub fn new(
-        store: Store,
+        store: SharedStore,
         hasher: CodeHasher,
-        clock: Arc<dyn Clock>,
         policy: Policy,
         queued: Arc<Notify>,
     ) -> Self {
         Self {
             store,
             hasher,
-            clock,
             policy: Arc::new(std::sync::RwLock::new(Arc::new(policy))),
             queued,
         }
@@ -154,30 +150,19 @@ impl TwoFactor {
                 max_parts: policy.sms.max_parts,
             });
         }
-        let now = self.clock.now();
         let ttl = i64::try_from(policy.otp.ttl_secs).unwrap_or(i64::MAX);
-        let expires_at = now + chrono::Duration::seconds(ttl);
         let scope = scope(account, &request.service, &request.to);
         let message_id = new_message_id();
         let new = NewCode {
-            record: CodeRecord {
-                hash: self.hasher.hash_code(&scope.binding(), &code),
-                created_at: now,
-                expires_at,
-                attempts: 0,
-                max_attempts: policy.otp.max_attempts,
-                message_id: message_id.clone(),
-            },
-            message: OutboundMessage {
+            hash: self.hasher.hash_code(&scope.binding(), &code),
+            ttl: chrono::Duration::seconds(ttl),
+            max_attempts: policy.otp.max_attempts,
+            message: NewMessage {
                 id: message_id.clone(),
                 account: account.to_owned(),
                 from: request.from.as_str().to_owned(),
                 to: request.to.as_str().to_owned(),
                 text,
-                expires_at,
-                attempts: 0,
-                unconfirmed: 0,
-                last_modem: None,
             },
             service: request.service.as_str().to_owned(),
             to_masked: request.to.masked(),
@@ -185,16 +170,18 @@ impl TwoFactor {
         };
         let limits = SendLimits::from_config(&policy.otp);
         let lock = LockPolicy::from_config(&policy.otp);
-        if let Err(refusal) = self.store.issue_code(&new, &limits, &lock)? {
-            tracing::info!(to = %request.to, service = request.service.as_str(), refusal = ?refusal, "send refused by a limit");
-            return Err(IssueError::Limited(refusal));
-        }
-        self.store.durable().await?;
+        let issued = match self.store.issue_code(&new, &limits, &lock).await? {
+            Ok(issued) => issued,
+            Err(refusal) => {
+                tracing::info!(to = %request.to, service = request.service.as_str(), refusal = ?refusal, "send refused by a limit");
+                return Err(IssueError::Limited(refusal));
+            }
+        };
         self.queued.notify_one();
         tracing::info!(message_id = %message_id, to = %request.to, service = request.service.as_str(), "code issued, SMS queued");
         Ok(Issued {
             message_id,
-            expires_at,
+            expires_at: issued.expires_at,
         })
     }
 
@@ -208,16 +195,11 @@ impl TwoFactor {
         // Hash the candidate whatever is stored, so an unknown number, an expired code
         // and a used one cost the same work.
         let candidate = self.hasher.hash(&scope.binding(), &request.code);
-        let now = self.clock.now();
         let lock = LockPolicy::from_config(&self.policy().otp);
-        let (verdict, wrote) = self.store.attempt(&scope, now, &lock, |state, stored| {
+        let judge = move |state, stored: &[u8; 32], now| {
             judge_attempt(state, now, || candidate.ct_eq(stored).into())
-        })?;
-        // An attempt that changed nothing (unknown, expired, used up, locked) has
-        // nothing to make durable.
-        if wrote {
-            self.store.durable().await?;
-        }
+        };
+        let verdict = self.store.attempt(&scope, &lock, &judge).await?;
         tracing::info!(number = %request.number, service = request.service.as_str(), outcome = ?verdict, "verification attempt");
         Ok(verdict)
     }
@@ -231,8 +213,8 @@ impl TwoFactor {
     ) -> Result<bool, StoreError> {
         let cancelled = self
             .store
-            .cancel_code(&scope(account, service, number), self.clock.now())?;
-        self.store.durable().await?;
+            .cancel_code(&scope(account, service, number))
+            .await?;
         tracing::info!(number = %number, service = service.as_str(), cancelled, "code cancelled");
         Ok(cancelled)
     }
@@ -246,23 +228,24 @@ impl TwoFactor {
         number: &PhoneNumber,
     ) -> Result<bool, StoreError> {
         let lock = LockPolicy::from_config(&self.policy().otp);
-        let was_locked =
-            self.store
-                .unlock(&scope(account, service, number), self.clock.now(), &lock)?;
-        self.store.durable().await?;
+        let was_locked = self
+            .store
+            .unlock(&scope(account, service, number), &lock)
+            .await?;
         tracing::info!(number = %number, service = service.as_str(), was_locked, "number unlocked");
         Ok(was_locked)
     }
 
     /// Start a send under an `Idempotency-Key`; see [`Begin`].
-    pub fn begin_idempotent(
+    pub async fn begin_idempotent(
         &self,
         account: &str,
         key: &str,
         request: &SendRequest,
     ) -> Result<Begin, StoreError> {
         self.store
-            .begin_idempotent(account, key, &request.fingerprint(), self.clock.now())
+            .begin_idempotent(account, key, &request.fingerprint())
+            .await
     }
 
     /// Record the first answer to a keyed send (`None` frees the key: nothing was sent).
@@ -272,13 +255,20 @@ impl TwoFactor {
         key: &str,
         answer: Option<StoredAnswer>,
     ) -> Result<(), StoreError> {
-        self.store.finish_idempotent(account, key, answer)?;
-        self.store.durable().await
+        self.store.finish_idempotent(account, key, answer).await
     }
 
     /// The status history of a message, if it belongs to `account`.
-    pub fn message(&self, account: &str, id: &str) -> Result<Option<MessageRecord>, StoreError> {
-        Ok(self.store.message(id)?.filter(|m| m.account == account))
+    pub async fn message(
+        &self,
+        account: &str,
+        id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(self
+            .store
+            .message(id)
+            .await?
+            .filter(|m| m.account == account))
     }
 }
 

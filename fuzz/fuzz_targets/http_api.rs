@@ -16,7 +16,6 @@ use sms2fa::config::{AccountConfig, Config, Requirements};
 use sms2fa::metrics::Metrics;
 use sms2fa::otp::{CodeHasher, ManualClock, SecretKey};
 use sms2fa::service::{Policy, TwoFactor};
-use sms2fa::store::Store;
 use sms2fa::systemd::Heartbeat;
 use tower::ServiceExt;
 
@@ -61,13 +60,14 @@ fn harness() -> &'static Harness {
                 },
             ];
             let key = SecretKey::from_bytes([7; 32]);
-            let store =
-                Store::open(&state.path().join("db"), &key).expect("store");
+            config.storage.path = state.path().to_owned();
             let clock = Arc::new(ManualClock::new());
+            let store = sms2fa::store::open(&config.storage, &key, clock.clone())
+                .await
+                .expect("store");
             let twofa = TwoFactor::new(
                 store.clone(),
                 CodeHasher::new(key),
-                clock.clone(),
                 Policy::from_config(&config),
                 Arc::new(tokio::sync::Notify::new()),
             );

@@ -18,7 +18,7 @@ use crate::at::RegState;
 use crate::metrics::{Metrics, ModemSample, Sample};
 use crate::modem::{ModemHandle, ModemState};
 use crate::otp::Clock;
-use crate::store::Store;
+use crate::store::SharedStore;
 use crate::systemd::Heartbeat;
 
 /// The API description, the source of `GET /openapi.json`.
@@ -27,7 +27,7 @@ pub const OPENAPI_YAML: &str = include_str!("../../docs/openapi.yaml");
 /// What the operator routes look at.
 #[derive(Clone)]
 pub struct Ops {
-    pub store: Store,
+    pub store: SharedStore,
     pub modems: Vec<ModemHandle>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
@@ -36,10 +36,10 @@ pub struct Ops {
 }
 
 impl Ops {
-    /// The gauges of this moment. Reads the store, so call it off the async threads.
-    pub fn sample(&self) -> Sample {
+    /// The gauges of this moment.
+    pub async fn sample(&self) -> Sample {
         let now = self.clock.now();
-        let overdue = match self.store.next_due() {
+        let overdue = match self.store.next_due().await {
             Ok(Some(due)) => (now - due).to_std().ok(),
             Ok(None) => None,
             Err(e) => {
@@ -47,21 +47,25 @@ impl Ops {
                 None
             }
         };
+        let queue_depth = self.store.queue_depth().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the queue depth for metrics");
+            0
+        });
         Sample {
             modems: self.modems.iter().map(modem_sample).collect(),
-            queue_depth: self.store.queue_depth(),
+            queue_depth,
             queue_oldest_overdue: overdue,
         }
     }
 
     /// Whether the store answers a read.
-    pub fn store_answers(&self) -> bool {
-        self.store.next_due().is_ok()
+    pub async fn store_answers(&self) -> bool {
+        self.store.check().await.is_ok()
     }
 
     /// `STATUS=` for systemd: "dongle0: ready, -71 dBm, 12 sent; 3 queued".
-    pub fn status_line(&self) -> String {
-        let sample = self.sample();
+    pub async fn status_line(&self) -> String {
+        let sample = self.sample().await;
         let modems: Vec<String> = sample
             .modems
             .iter()
@@ -138,10 +142,7 @@ pub fn mask_imei(imei: &str) -> String {
 
 /// `GET /readyz`: 200 when the store answers and at least one modem can send.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let ops = state.ops.clone();
-    let store_ok = tokio::task::spawn_blocking(move || ops.store_answers())
-        .await
-        .unwrap_or(false);
+    let store_ok = state.ops.store_answers().await;
     let ready_modems: Vec<&str> = state
         .ops
         .modems
@@ -171,13 +172,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let ops = state.ops.clone();
-    let sample = tokio::task::spawn_blocking(move || ops.sample())
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "sampling metrics panicked");
-            ApiError::internal()
-        })?;
+    let sample = state.ops.sample().await;
     let body = state.ops.metrics.render(&sample);
     let content_type = HeaderValue::from_static(crate::metrics::CONTENT_TYPE);
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
@@ -189,10 +184,10 @@ pub async fn modems(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     state.accounts.authenticate(&headers)?;
-    let ops = state.ops.clone();
-    let queued = tokio::task::spawn_blocking(move || ops.store.queue_depth())
-        .await
-        .map_err(|_| ApiError::internal())?;
+    let queued = state.ops.store.queue_depth().await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read the queue depth");
+        ApiError::internal()
+    })?;
     let modems: Vec<Value> = state.ops.modems.iter().map(modem_json).collect();
     Ok(Json(
         json!({"code": 200, "queued": queued, "modems": modems}),

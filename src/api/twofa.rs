@@ -32,6 +32,7 @@ pub async fn send(
     let begin = state
         .twofa
         .begin_idempotent(&account, &key, &request)
+        .await
         .map_err(|e| internal("read an idempotency key", &e))?;
     match begin {
         Begin::Proceed => {}
@@ -186,6 +187,7 @@ pub async fn message(
     let record = state
         .twofa
         .message(&account, &id)
+        .await
         .map_err(|e| internal("read a message", &e))?
         .ok_or_else(not_found)?;
     Ok(Json(json!({
@@ -253,11 +255,25 @@ fn scoped_request(
     ))
 }
 
-/// A 500 for a storage failure, logged with what was being done.
+/// A storage failure, logged with what was being done: 503 `storage_unavailable` when
+/// the database is away for now (nothing was applied: retry), 500 otherwise.
 fn internal(doing: &str, error: &crate::store::StoreError) -> ApiError {
+    if error.is_unavailable() {
+        tracing::warn!(%error, "could not {doing}");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the database cannot be reached; nothing was done, retry shortly",
+        )
+        .retry_after(STORAGE_RETRY_AFTER_SECS);
+    }
     tracing::error!(%error, "could not {doing}");
     ApiError::internal()
 }
+
+/// What a client is told to wait when the database is away: a switchover or a
+/// reconnection takes seconds.
+const STORAGE_RETRY_AFTER_SECS: i64 = 2;
 
 fn not_found_code() -> ApiError {
     ApiError::new(

@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::modem::{DeliveryReport, ModemHandle, ModemState, SendError, SendJob};
 use crate::otp::Clock;
 use crate::sms::PhoneNumber;
-use crate::store::{Claim, OutboundMessage, ReportOutcome, Store, StoreError};
+use crate::store::{
+    Claimed, Lease, OutboundMessage, ReportOutcome, SharedStore, Store, StoreError,
+};
 use crate::systemd::Heartbeat;
 
 pub use retry::{Outcome, RetryPolicy};
@@ -27,7 +29,7 @@ const EARLY_REPORT_PATIENCE: Duration = Duration::from_secs(60);
 const EARLY_REPORTS_MAX: usize = 256;
 
 pub struct Dispatcher {
-    store: Store,
+    store: SharedStore,
     modems: Vec<ModemHandle>,
     /// Notified when a message is queued or a modem changes state.
     wake: Arc<Notify>,
@@ -42,12 +44,13 @@ pub struct Dispatcher {
 struct Finished {
     modem_index: usize,
     message: OutboundMessage,
+    lease: Lease,
     result: Result<Vec<u8>, SendError>,
 }
 
 impl Dispatcher {
     pub fn new(
-        store: Store,
+        store: SharedStore,
         modems: Vec<ModemHandle>,
         wake: Arc<Notify>,
         clock: Arc<dyn Clock>,
@@ -75,7 +78,7 @@ impl Dispatcher {
         mut reports: mpsc::UnboundedReceiver<DeliveryReport>,
         shutdown: CancellationToken,
     ) -> Result<(), StoreError> {
-        let requeued = self.store.requeue_inflight(self.clock.now())?;
+        let requeued = self.store.requeue_abandoned().await?;
         if requeued > 0 {
             tracing::warn!(
                 requeued,
@@ -87,7 +90,7 @@ impl Dispatcher {
         loop {
             self.heartbeat.beat();
             self.hand_out(&mut busy, &done_tx).await?;
-            let next_due = self.store.next_due()?;
+            let next_due = self.store.next_due().await?;
             let sleep_for = next_due
                 .map(|due| (due - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
                 .unwrap_or(MAX_IDLE)
@@ -132,22 +135,24 @@ impl Dispatcher {
             if idle.is_empty() {
                 return Ok(());
             }
-            let now = self.clock.now();
-            let claim = self.store.claim_next(now, |message| {
+            let route = |message: &OutboundMessage| {
                 self.route(message, &idle)
                     .map(|i| self.modems[i].name.clone())
-            })?;
-            let Claim::Claimed { message, modem } = claim else {
+            };
+            // Durable when it returns: a crash from here on finds the claim.
+            let Some(Claimed {
+                message,
+                modem,
+                lease,
+            }) = self.store.claim_next(&route).await?
+            else {
                 return Ok(());
             };
-            // The claim must be on disk before the SMS goes out, or a crash could send
-            // it again from the outbox without the history saying so.
-            self.store.durable().await?;
             let Some(index) = self.modems.iter().position(|m| m.name == modem) else {
                 continue;
             };
             busy[index] = true;
-            self.start_send(index, message, done.clone());
+            self.start_send(index, message, lease, done.clone());
         }
     }
 
@@ -178,63 +183,47 @@ impl Dispatcher {
         &self,
         modem_index: usize,
         message: OutboundMessage,
+        lease: Lease,
         done: mpsc::UnboundedSender<Finished>,
     ) {
         let jobs = self.modems[modem_index].jobs.clone();
+        let store = self.store.clone();
         tokio::spawn(async move {
-            let result = match PhoneNumber::parse(&message.to) {
-                Err(e) => Err(SendError::Encoding(e.to_string())),
-                Ok(to) => {
-                    let (reply, answer) = oneshot::channel();
-                    let job = SendJob {
-                        to,
-                        text: message.text.clone(),
-                        expires_at: message.expires_at,
-                        reply,
-                    };
-                    if jobs.send(job).await.is_err() {
-                        Err(SendError::NotSent("the modem task has stopped".to_owned()))
-                    } else {
-                        answer.await.unwrap_or_else(|_| {
-                            Err(SendError::NotSent(
-                                "the modem task dropped the job".to_owned(),
-                            ))
-                        })
-                    }
-                }
-            };
-            // The dispatcher is gone only at shutdown; the message stays in `inflight`.
+            let result = hand_to_modem(&*store, &jobs, &message, &lease).await;
+            // The dispatcher is gone only at shutdown; the message stays claimed.
             let _ = done.send(Finished {
                 modem_index,
                 message,
+                lease,
                 result,
             });
         });
     }
 
     async fn record_report(&self, delivery: DeliveryReport) -> Result<(), StoreError> {
-        self.match_report(delivery, tokio::time::Instant::now())?;
-        self.store.durable().await
+        self.match_report(delivery, tokio::time::Instant::now())
+            .await
     }
 
     /// Try the parked early reports again (after a send was recorded).
-    fn retry_early_reports(&self) -> Result<(), StoreError> {
+    async fn retry_early_reports(&self) -> Result<(), StoreError> {
         let parked =
             std::mem::take(&mut *self.early_reports.lock().unwrap_or_else(|p| p.into_inner()));
         for (arrived, delivery) in parked {
-            self.match_report(delivery, arrived)?;
+            self.match_report(delivery, arrived).await?;
         }
         Ok(())
     }
 
-    fn match_report(
+    async fn match_report(
         &self,
         delivery: DeliveryReport,
         arrived: tokio::time::Instant,
     ) -> Result<(), StoreError> {
-        let outcome =
-            self.store
-                .record_report(&delivery.modem, &delivery.report, self.clock.now())?;
+        let outcome = self
+            .store
+            .record_report(&delivery.modem, &delivery.report)
+            .await?;
         match &outcome {
             ReportOutcome::Unmatched if arrived.elapsed() < EARLY_REPORT_PATIENCE => {
                 let mut parked = self.early_reports.lock().unwrap_or_else(|p| p.into_inner());
@@ -267,6 +256,7 @@ impl Dispatcher {
         let Finished {
             modem_index,
             message,
+            lease,
             result,
         } = finished;
         let modem = self.modems[modem_index].name.as_str();
@@ -274,8 +264,14 @@ impl Dispatcher {
         match self.policy.judge(&message, &result, now) {
             Outcome::Sent(references) => {
                 tracing::info!(message_id = %message.id, modem, parts = references.len(), "SMS sent");
-                self.store.mark_sent(&message, modem, references, now)?;
-                self.retry_early_reports()?;
+                let held = self
+                    .store
+                    .mark_sent(&lease, &message, modem, references)
+                    .await?;
+                if !held {
+                    tracing::warn!(message_id = %message.id, modem, "SMS sent after this host lost its lease; another host may send it too");
+                }
+                self.retry_early_reports().await?;
             }
             Outcome::Retry { at, reason } => {
                 tracing::warn!(message_id = %message.id, modem, %reason, retry_at = %at, "SMS send failed; will retry");
@@ -284,14 +280,54 @@ impl Dispatcher {
                     message.unconfirmed += 1;
                 }
                 self.store
-                    .retry_later(&message, Some(modem), &reason, at, now)?;
+                    .retry_later(&lease, &message, Some(modem), &reason, at)
+                    .await?;
             }
             Outcome::Failed(reason) => {
                 tracing::warn!(message_id = %message.id, modem, %reason, "SMS failed");
-                self.store
-                    .mark_failed(&message.id, Some(modem), &reason, now)?;
+                self.store.mark_failed(&lease, Some(modem), &reason).await?;
             }
         }
-        self.store.durable().await
+        Ok(())
     }
+}
+
+/// Give one claimed message to a modem and wait for its answer. The submission is
+/// recorded first: from then on a crash may leave the SMS sent, and whoever queues it
+/// again must say it may arrive twice.
+async fn hand_to_modem(
+    store: &dyn Store,
+    jobs: &mpsc::Sender<SendJob>,
+    message: &OutboundMessage,
+    lease: &Lease,
+) -> Result<Vec<u8>, SendError> {
+    let to = PhoneNumber::parse(&message.to).map_err(|e| SendError::Encoding(e.to_string()))?;
+    match store.begin_submit(lease).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(SendError::NotSent(
+                "another host took this message over".to_owned(),
+            ))
+        }
+        Err(e) => {
+            return Err(SendError::NotSent(format!(
+                "cannot record the submission: {e}"
+            )))
+        }
+    }
+    let (reply, answer) = oneshot::channel();
+    let job = SendJob {
+        to,
+        text: message.text.clone(),
+        expires_at: message.expires_at,
+        reply,
+    };
+    if jobs.send(job).await.is_err() {
+        return Err(SendError::NotSent("the modem task has stopped".to_owned()));
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(SendError::NotSent(
+            "the modem task dropped the job".to_owned(),
+        ))
+    })
 }

@@ -1,225 +1,90 @@
-//! Codes: issuing (limits checked, then the code, its history and its outbox message),
-//! attempts, cancel, unlock.
+//! Codes and the limits that guard them: issuing (limits checked, then the code, its
+//! history and its outbox message, in one durable step), attempts, cancel, unlock.
 
-use chrono::{DateTime, Utc};
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
 
-use super::records::{
-    account_history_key, expiry_key, number_history_key, outbox_key, ScopeRecord,
-};
-use super::{
-    decode, decode_or_default, encode, CodeRecord, CodeScope, MessageRecord, MessageStatus,
-};
-use super::{OutboundMessage, Store, StoreError, Transition};
-use crate::otp::{
-    AccountBudget, AttemptVerdict, CodeState, FailureCount, LockPolicy, SendHistory, SendLimits,
-    SendRefusal,
-};
+use super::{CodeRecord, CodeScope, StoreError};
+use crate::otp::{AttemptVerdict, CodeState, LockPolicy, SendLimits, SendRefusal};
 
-/// Everything a send request stores.
+/// Everything a send request stores. Times are the store's: it sets `created_at` and
+/// the expiry from its own clock (the database's, where several hosts share one).
 #[derive(Debug, Clone)]
 pub struct NewCode {
     pub scope: CodeScope,
-    pub record: CodeRecord,
-    pub message: OutboundMessage,
+    /// The code's keyed hash ([`crate::otp::CodeHasher`]); never the code.
+    pub hash: [u8; 32],
+    pub ttl: Duration,
+    pub max_attempts: u32,
+    pub message: NewMessage,
     pub service: String,
     pub to_masked: String,
 }
 
-impl Store {
+/// The SMS a new code goes out in.
+#[derive(Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub account: String,
+    pub from: String,
+    pub to: String,
+    pub text: String,
+}
+
+impl std::fmt::Debug for NewMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewMessage")
+            .field("id", &self.id)
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A code the limits admitted, stored and queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issued {
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Decides an attempt from the stored code's state, its hash and the store's `now`
+/// ([`crate::otp::judge_attempt`] with the candidate's comparison).
+pub type Judge<'a> =
+    &'a (dyn Fn(Option<CodeState>, &[u8; 32], DateTime<Utc>) -> AttemptVerdict + Send + Sync);
+
+#[async_trait]
+pub trait CodeStore: Send + Sync {
     /// If the limits admit it, store a new code for its scope — replacing any live one,
-    /// which stops verifying at once, while the failure count stays — and queue its SMS.
-    /// Call [`Store::durable`] before answering.
-    pub fn issue_code(
+    /// which stops verifying at once, while the failure count stays — and queue its
+    /// SMS. Returns once all of it is durable; a refusal writes nothing.
+    async fn issue_code(
         &self,
         new: &NewCode,
-        send_limits: &SendLimits,
+        limits: &SendLimits,
         lock: &LockPolicy,
-    ) -> Result<Result<(), SendRefusal>, StoreError> {
-        let scope_key = self.scope_key(&new.scope);
-        let now = new.record.created_at;
-        let message_record = MessageRecord {
-            id: new.message.id.clone(),
-            account: new.message.account.clone(),
-            service: new.service.clone(),
-            to_masked: new.to_masked.clone(),
-            created_at: now,
-            expires_at: new.record.expires_at,
-            status: MessageStatus::Queued,
-            history: vec![Transition {
-                at: now,
-                status: MessageStatus::Queued,
-                modem: None,
-                message_references: Vec::new(),
-                detail: None,
-            }],
-            parts: 0,
-            delivered_parts: 0,
-        };
-        let message_bytes = self.seal(&new.message);
-        let history_bytes = encode(&message_record);
-        let number_key =
-            number_history_key(&new.scope.account, &self.number_digest(&new.scope.number));
-        let account_key = account_history_key(&new.scope.account);
-        // Sends to one number take turns, so that two cannot both pass its cooldown;
-        // everything else here is a single-key write. No sled transaction: those take
-        // a process-wide write lock and roll the log buffer twice each. The outbox
-        // entry is written last, so a send that fails half-way leaves nothing to
-        // deliver, only records that expire; nothing is answered before the flush.
-        let _turn = self.send_turns.take(&number_key);
-        let scope_record: ScopeRecord =
-            decode_or_default(self.codes.get(&scope_key)?.as_ref(), "codes")?;
-        if let Some(retry_after) = lock.locked(now, &mut scope_record.failures.clone()) {
-            return Ok(Err(SendRefusal::NumberLocked { retry_after }));
-        }
-        let number_sends: SendHistory =
-            decode_or_default(self.limits.get(&number_key)?.as_ref(), "limits")?;
-        let number_sends = loop {
-            let current = self.limits.get(&account_key)?;
-            let mut budget: AccountBudget = decode_or_default(current.as_ref(), "limits")?;
-            let mut sends = number_sends.clone();
-            if let Err(refusal) = send_limits.admit(now, &mut sends, &mut budget) {
-                return Ok(Err(refusal));
-            }
-            let swapped =
-                self.limits
-                    .compare_and_swap(&account_key, current, Some(encode(&budget)))?;
-            if swapped.is_ok() {
-                break sends;
-            }
-        };
-        self.limits
-            .insert(number_key.as_slice(), encode(&number_sends))?;
-        let (replaced, _) =
-            self.update_scope(&new.scope, |record| record.code.replace(new.record.clone()))?;
-        if let Some(old) = replaced {
-            self.expiry.remove(expiry_key(old.expires_at, &scope_key))?;
-        }
-        self.expiry
-            .insert(expiry_key(new.record.expires_at, &scope_key), &[])?;
-        self.messages
-            .insert(new.message.id.as_bytes(), history_bytes)?;
-        self.outbox
-            .insert(outbox_key(now, &new.message.id), message_bytes)?;
-        Ok(Ok(()))
-    }
+    ) -> Result<Result<Issued, SendRefusal>, StoreError>;
 
-    /// One verification attempt, applied atomically to the scope's record: a locked
-    /// number is refused before any code is looked at; otherwise `judge` decides on the
-    /// stored state. Approval consumes the code and clears the failure count; a wrong
-    /// code counts against both the code and the number. Expired codes are left to
-    /// housekeeping, so that an expired code costs the same work as an unknown one.
-    /// Returns the verdict and whether anything was written: if so, call
-    /// [`Store::durable`] before answering.
-    pub fn attempt(
+    /// One verification attempt, applied atomically to the scope: a locked number is
+    /// refused before any code is looked at; otherwise `judge` decides on the stored
+    /// state. Approval consumes the code and clears the failure count; a wrong code
+    /// counts against both the code and the number. What it changed is durable when
+    /// it returns.
+    async fn attempt(
         &self,
         scope: &CodeScope,
-        now: DateTime<Utc>,
         lock: &LockPolicy,
-        judge: impl Fn(Option<CodeState>, &[u8; 32]) -> AttemptVerdict,
-    ) -> Result<(AttemptVerdict, bool), StoreError> {
-        self.update_scope(scope, |record| {
-            if let Some(retry_after) = lock.locked(now, &mut record.failures) {
-                return AttemptVerdict::NumberLocked { retry_after };
-            }
-            let state = record.code.as_ref().map(|c| CodeState {
-                expires_at: c.expires_at,
-                attempts: c.attempts,
-                max_attempts: c.max_attempts,
-            });
-            let hash = record.code.as_ref().map(|c| c.hash).unwrap_or([0; 32]);
-            let verdict = judge(state, &hash);
-            match (verdict, record.code.as_mut()) {
-                (AttemptVerdict::Approved, Some(_)) => {
-                    // The expiry index entry stays until it falls due: housekeeping
-                    // then finds no code behind it and drops it.
-                    record.code = None;
-                    record.failures = FailureCount::default();
-                }
-                (AttemptVerdict::Wrong { .. }, Some(code)) => {
-                    code.attempts += 1;
-                    lock.record_failure(now, &mut record.failures);
-                }
-                _ => {}
-            }
-            verdict
-        })
-    }
+        judge: Judge<'_>,
+    ) -> Result<AttemptVerdict, StoreError>;
 
     /// Invalidate the live code of `scope`. Returns whether there was one.
-    pub fn cancel_code(&self, scope: &CodeScope, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (cancelled, _) = self.update_scope(scope, |record| {
-            record.code.take().is_some_and(|code| now < code.expires_at)
-        })?;
-        Ok(cancelled)
-    }
+    async fn cancel_code(&self, scope: &CodeScope) -> Result<bool, StoreError>;
 
     /// Clear the failure count (and lock) of `scope`. Returns whether it was locked.
-    pub fn unlock(
-        &self,
-        scope: &CodeScope,
-        now: DateTime<Utc>,
-        lock: &LockPolicy,
-    ) -> Result<bool, StoreError> {
-        let (was_locked, _) = self.update_scope(scope, |record| {
-            let mut count = std::mem::take(&mut record.failures);
-            lock.locked(now, &mut count).is_some()
-        })?;
-        Ok(was_locked)
-    }
+    async fn unlock(&self, scope: &CodeScope, lock: &LockPolicy) -> Result<bool, StoreError>;
 
-    /// Read-modify-write of one scope's record by compare-and-swap, retried if another
-    /// request changed it meanwhile (so `change` may run more than once and must only
-    /// look at the record). Returns what `change` returned and whether it wrote.
-    fn update_scope<T>(
-        &self,
-        scope: &CodeScope,
-        change: impl Fn(&mut ScopeRecord) -> T,
-    ) -> Result<(T, bool), StoreError> {
-        self.update_scope_at(&self.scope_key(scope), change)
-    }
+    /// The live code of `scope`, if any (tests and tools).
+    async fn code(&self, scope: &CodeScope) -> Result<Option<CodeRecord>, StoreError>;
 
-    /// [`Store::update_scope`] by the scope's key (housekeeping has only the key).
-    pub(super) fn update_scope_at<T>(
-        &self,
-        key: &[u8],
-        change: impl Fn(&mut ScopeRecord) -> T,
-    ) -> Result<(T, bool), StoreError> {
-        loop {
-            let current = self.codes.get(key)?;
-            let before: ScopeRecord = decode_or_default(current.as_ref(), "codes")?;
-            let mut after = before.clone();
-            let outcome = change(&mut after);
-            if after == before {
-                return Ok((outcome, false));
-            }
-            let replacement = (!after.is_empty()).then(|| encode(&after));
-            if self
-                .codes
-                .compare_and_swap(key, current, replacement)?
-                .is_ok()
-            {
-                return Ok((outcome, true));
-            }
-        }
-    }
-
-    /// Number of live (unpurged) codes. Reads every scope record: for tests and
-    /// benchmarks, not for a request path.
-    pub fn code_count(&self) -> Result<usize, StoreError> {
-        let mut live = 0;
-        for entry in self.codes.iter().values() {
-            let record: ScopeRecord = decode(&entry?, "codes")?;
-            live += usize::from(record.code.is_some());
-        }
-        Ok(live)
-    }
-
-    pub fn code(&self, scope: &CodeScope) -> Result<Option<CodeRecord>, StoreError> {
-        Ok(self
-            .codes
-            .get(self.scope_key(scope))?
-            .map(|bytes| decode::<ScopeRecord>(&bytes, "codes"))
-            .transpose()?
-            .and_then(|record| record.code))
-    }
+    /// Number of unpurged codes. Reads every one: for tests and benchmarks, not for a
+    /// request path.
+    async fn code_count(&self) -> Result<usize, StoreError>;
 }

@@ -1,18 +1,16 @@
-//! What the trees hold, and how their keys are laid out so that range scans answer
-//! the questions we ask (what is due, what has expired).
+//! The records every backend stores and returns, as the rest of the program sees them.
+//! How a backend lays them out (keys, tables, sealed columns) is its own business.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-
-use crate::otp::FailureCount;
 
 /// The (account, service, number) a code belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeScope {
     pub account: String,
     pub service: String,
-    /// E.164, full: this never leaves the process except towards the modem. Store keys
-    /// hold its keyed digest ([`crate::otp::Pseudonymizer`]) instead.
+    /// E.164, full: this never leaves the process except towards the modem. Backends
+    /// key by its keyed digest ([`super::AtRest::number_digest`]) instead.
     pub number: String,
 }
 
@@ -39,45 +37,6 @@ pub fn length_prefixed(parts: &[&[u8]]) -> Vec<u8> {
         key.extend_from_slice(part);
     }
     key
-}
-
-/// `codes` key of a scope: account, service, and the number's digest.
-pub fn scope_key(account: &str, service: &str, number_digest: &[u8]) -> Vec<u8> {
-    length_prefixed(&[account.as_bytes(), service.as_bytes(), number_digest])
-}
-
-/// `limits` key of the send history of one number (by its digest), per account (not
-/// across accounts: one account must not learn that another sends to a number).
-pub fn number_history_key(account: &str, number_digest: &[u8]) -> Vec<u8> {
-    let mut key = vec![b'n'];
-    key.extend_from_slice(&scope_key(account, "", number_digest));
-    key
-}
-
-/// `limits` key of an account's send budget.
-pub fn account_history_key(account: &str) -> Vec<u8> {
-    let mut key = vec![b'r'];
-    key.extend_from_slice(account.as_bytes());
-    key
-}
-
-/// What `codes` holds per scope: its live code, if any, and its consecutive wrong
-/// codes, which outlive a code (they count across resends). One key, so that a
-/// verification is a single compare-and-swap: sled's multi-tree transactions take a
-/// process-wide write lock and roll the log buffer twice each.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScopeRecord {
-    #[serde(default)]
-    pub code: Option<CodeRecord>,
-    #[serde(default)]
-    pub failures: FailureCount,
-}
-
-impl ScopeRecord {
-    /// Nothing worth keeping: the key can go.
-    pub fn is_empty(&self) -> bool {
-        self.code.is_none() && self.failures == FailureCount::default()
-    }
 }
 
 /// A live code. Only its keyed hash is kept.
@@ -109,8 +68,8 @@ mod hex_digest {
     }
 }
 
-/// An SMS waiting in the outbox (or claimed, in `inflight`), as the rest of the
-/// program sees it. On disk it is a [`SealedMessage`].
+/// An SMS waiting in the outbox (or claimed by a dispatcher), as the rest of the
+/// program sees it. At rest its numbers and text are sealed ([`super::AtRest::seal`]).
 #[derive(Clone)]
 pub struct OutboundMessage {
     pub id: String,
@@ -138,22 +97,6 @@ impl std::fmt::Debug for OutboundMessage {
     }
 }
 
-/// The stored form of an [`OutboundMessage`]: its numbers and text encrypted together
-/// ([`SealedContent`]: nonce ‖ ciphertext ‖ tag, hex), so that neither a code nor a
-/// phone number is ever written to the database in clear.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SealedMessage {
-    pub id: String,
-    pub account: String,
-    pub sealed: String,
-    pub expires_at: DateTime<Utc>,
-    pub attempts: u32,
-    #[serde(default)]
-    pub unconfirmed: u32,
-    #[serde(default)]
-    pub last_modem: Option<String>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
@@ -167,6 +110,16 @@ pub enum MessageStatus {
 impl MessageStatus {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Delivered | Self::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
     }
 }
 
@@ -183,12 +136,26 @@ pub struct Transition {
     pub detail: Option<String>,
 }
 
-/// What [`SealedMessage::sealed`] holds once opened.
-#[derive(Serialize, Deserialize)]
-pub struct SealedContent {
-    pub from: String,
-    pub to: String,
-    pub text: String,
+impl Transition {
+    pub fn new(at: DateTime<Utc>, status: MessageStatus) -> Self {
+        Self {
+            at,
+            status,
+            modem: None,
+            message_references: Vec::new(),
+            detail: None,
+        }
+    }
+
+    pub fn on(mut self, modem: Option<&str>) -> Self {
+        self.modem = modem.map(str::to_owned);
+        self
+    }
+
+    pub fn because(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
 }
 
 /// A message's status and history. Holds no text and only the masked number.
@@ -216,34 +183,20 @@ impl MessageRecord {
     }
 }
 
-/// Big-endian milliseconds, so byte order is time order.
-pub fn time_key(at: DateTime<Utc>) -> [u8; 8] {
-    // Times before 1970 never occur here; clamp rather than wrap if one does.
-    u64::try_from(at.timestamp_millis())
-        .unwrap_or(0)
-        .to_be_bytes()
-}
+/// What a requeue after a crash writes in the history: the modem may or may not have
+/// sent the SMS.
+pub const MAY_ARRIVE_TWICE: &str =
+    "the daemon stopped while this message was being sent; it may arrive twice";
 
-/// `outbox` key: due time, then message id.
-pub fn outbox_key(due: DateTime<Utc>, id: &str) -> Vec<u8> {
-    let mut key = time_key(due).to_vec();
-    key.extend_from_slice(id.as_bytes());
-    key
-}
-
-/// `expiry` key: expiry time, then the code's scope key.
-pub fn expiry_key(expires_at: DateTime<Utc>, scope_key: &[u8]) -> Vec<u8> {
-    let mut key = time_key(expires_at).to_vec();
-    key.extend_from_slice(scope_key);
-    key
-}
+/// What a message whose code expired in the queue is failed with.
+pub const EXPIRED_IN_QUEUE: &str = "the code expired before the SMS could be sent";
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn scope_keys_cannot_collide_through_separators() {
+    fn bindings_cannot_collide_through_separators() {
         let a = CodeScope {
             account: "AC1".into(),
             service: "a\0b".into(),
@@ -255,10 +208,6 @@ mod tests {
             number: "+15551234567".into(),
         };
         assert_ne!(a.binding(), b.binding());
-        assert_ne!(
-            scope_key("AC1", "a\0b", b"d"),
-            scope_key("AC1\0a", "b", b"d")
-        );
     }
 
     #[test]
@@ -280,12 +229,5 @@ mod tests {
         assert_eq!(back.hash, record.hash);
         let truncated = json.replace(&"ab".repeat(32), "abab");
         assert!(serde_json::from_str::<CodeRecord>(&truncated).is_err());
-    }
-
-    #[test]
-    fn time_keys_sort_by_time() {
-        let early = Utc::now();
-        let late = early + chrono::Duration::milliseconds(1);
-        assert!(outbox_key(early, "SMz") < outbox_key(late, "SMa"));
     }
 }

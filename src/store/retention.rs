@@ -1,137 +1,44 @@
-//! Forgetting: expired codes through the expiry index, and — by an incremental sweep
-//! that needs no index of its own — old message histories and limit records that no
-//! longer decide anything. Without this the store would grow with every SMS ever sent.
+//! Forgetting: expired codes, old idempotency keys, settled message histories past
+//! their retention, and limit records that can no longer refuse anything. Without
+//! this the store would grow with every SMS ever sent.
 //!
-//! Every removal is a compare-and-swap against the value that was judged, so a record
-//! rewritten meanwhile (a new code for the scope, a new send to the number) is kept.
+//! Each call does a bounded slice of work, so housekeeping can give its turn back;
+//! where a backend sweeps incrementally, it keeps its own place between calls.
 
-use chrono::{DateTime, Utc};
+use async_trait::async_trait;
 
-use super::records::{expiry_key, time_key};
-use super::{decode, MessageRecord, MessageStatus, Store, StoreError};
-use crate::otp::{AccountBudget, FailureCount, SendHistory};
+use super::StoreError;
 
-/// Where an incremental sweep stopped, and what it did on the way.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sweep {
+/// What one slice of a sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
     /// Records looked at.
     pub examined: usize,
     /// Records removed.
     pub removed: usize,
-    /// The key to start the next sweep from; `None` when the tree's end was reached
-    /// (the next sweep starts over from the beginning).
-    pub resume_at: Option<Vec<u8>>,
+    /// The slice reached the end: the next one starts a new pass.
+    pub pass_complete: bool,
 }
 
-impl Store {
-    /// Remove up to `max` codes that expired before `now`, through the expiry index.
-    /// Returns how many index entries were handled: fewer than `max` means none is left.
-    pub fn purge_expired_batch(&self, now: DateTime<Utc>, max: usize) -> Result<usize, StoreError> {
-        let due: Vec<sled::IVec> = self
-            .expiry
-            .range(..time_key(now).to_vec())
-            .keys()
-            .take(max)
-            .collect::<Result<_, _>>()?;
-        let mut index_removals = sled::Batch::default();
-        for index_key in &due {
-            let scope_key = &index_key[8..];
-            // Only the code this entry indexes goes: a newer code may have replaced it
-            // under the same scope, or it was used or cancelled (then nothing changes,
-            // and a newer code is purged when its own entry falls due).
-            self.update_scope_at(scope_key, |record| {
-                let indexed = record.code.as_ref().is_some_and(|code| {
-                    expiry_key(code.expires_at, scope_key) == index_key.as_ref()
-                });
-                if indexed {
-                    record.code = None;
-                    if record.failures.lock_ran_out(now) {
-                        record.failures = FailureCount::default();
-                    }
-                }
-            })?;
-            index_removals.remove(index_key.as_ref());
-        }
-        self.expiry.apply_batch(index_removals)?;
-        Ok(due.len())
-    }
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Remove up to `max` codes that have expired. Returns how many were handled:
+    /// fewer than `max` means none is left.
+    async fn purge_expired_codes(&self, max: usize) -> Result<usize, StoreError>;
 
-    /// Remove every code that expired before `now`. Returns how many.
-    pub fn purge_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        const BATCH: usize = 1_000;
-        let mut purged = 0;
-        loop {
-            let handled = self.purge_expired_batch(now, BATCH)?;
-            purged += handled;
-            if handled < BATCH {
-                return Ok(purged);
-            }
-        }
-    }
+    /// Forget idempotency keys older than their window. Returns how many.
+    async fn purge_idempotency(&self) -> Result<usize, StoreError>;
 
-    /// Look at up to `max` message histories from `from` on and remove those whose
-    /// message was created before `created_before` and is no longer queued or being
-    /// sent (a message still in the outbox keeps its history whatever its age).
-    pub fn sweep_messages(
+    /// Look at up to `max` message histories and remove those settled (sent,
+    /// delivered or failed) and created more than `retention` ago.
+    async fn sweep_messages(
         &self,
-        from: &[u8],
         max: usize,
-        created_before: DateTime<Utc>,
-    ) -> Result<Sweep, StoreError> {
-        self.sweep(&self.messages, from, max, |_, bytes| {
-            let record: MessageRecord = decode(bytes, "messages")?;
-            let settled = !matches!(
-                record.status,
-                MessageStatus::Queued | MessageStatus::Sending
-            );
-            Ok(settled && record.created_at < created_before)
-        })
-    }
+        retention: chrono::Duration,
+    ) -> Result<Swept, StoreError>;
 
-    /// Look at up to `max` limit records from `from` on and remove those that can no
-    /// longer refuse anything: send histories with no send in the last day, account
-    /// budgets that are full again. (Failure counts live with the codes; see
-    /// [`Store::purge_expired_batch`].)
-    pub fn sweep_limits(
-        &self,
-        from: &[u8],
-        max: usize,
-        now: DateTime<Utc>,
-    ) -> Result<Sweep, StoreError> {
-        self.sweep(&self.limits, from, max, |key, bytes| {
-            Ok(match key.first() {
-                Some(b'n') => decode::<SendHistory>(bytes, "limits")?.is_stale(now),
-                Some(b'r') => decode::<AccountBudget>(bytes, "limits")?.is_full(now),
-                _ => false,
-            })
-        })
-    }
-
-    fn sweep(
-        &self,
-        tree: &sled::Tree,
-        from: &[u8],
-        max: usize,
-        removable: impl Fn(&[u8], &[u8]) -> Result<bool, StoreError>,
-    ) -> Result<Sweep, StoreError> {
-        let mut sweep = Sweep::default();
-        for entry in tree.range(from.to_vec()..) {
-            let (key, value) = entry?;
-            if sweep.examined == max {
-                sweep.resume_at = Some(key.to_vec());
-                break;
-            }
-            sweep.examined += 1;
-            // A record that does not decode is left for an operator to look at rather
-            // than silently deleted.
-            if removable(&key, &value).unwrap_or(false)
-                && tree
-                    .compare_and_swap(&key, Some(value), None::<&[u8]>)?
-                    .is_ok()
-            {
-                sweep.removed += 1;
-            }
-        }
-        Ok(sweep)
-    }
+    /// Look at up to `max` limit records and remove those that can no longer refuse
+    /// anything: send histories with no send in the last day, account budgets that are
+    /// full again.
+    async fn sweep_limits(&self, max: usize) -> Result<Swept, StoreError>;
 }

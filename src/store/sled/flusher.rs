@@ -17,7 +17,7 @@ pub(super) struct Flusher {
 
 impl Flusher {
     /// The thread ends when the last `Flusher` (the last `Store` clone) is dropped.
-    pub(super) fn spawn(db: sled::Db) -> std::io::Result<Self> {
+    pub(super) fn spawn(db: ::sled::Db) -> std::io::Result<Self> {
         let (requests, incoming) = mpsc::channel::<Waiter>();
         std::thread::Builder::new()
             .name("sms2fa-flush".into())
