@@ -55,6 +55,19 @@ impl SendLimits {
         number: &mut SendHistory,
         account: &mut AccountBudget,
     ) -> Result<(), SendRefusal> {
+        self.check_number(now, number)?;
+        account.tat_us = self.account_rate().admit(account.tat_us, now)?;
+        self.record_number(now, number);
+        Ok(())
+    }
+
+    /// The number's own limits (cooldown, then the daily cap), after forgetting sends
+    /// older than a day. Records nothing.
+    pub fn check_number(
+        &self,
+        now: DateTime<Utc>,
+        number: &mut SendHistory,
+    ) -> Result<(), SendRefusal> {
         let now_ms = now.timestamp_millis();
         number.forget_before(now_ms - Duration::days(1).num_milliseconds());
         if let Some(&last) = number.sends.last() {
@@ -65,7 +78,7 @@ impl SendLimits {
                 });
             }
         }
-        let daily = usize::try_from(self.per_number_per_day).unwrap_or(usize::MAX);
+        let daily = self.daily();
         if number.sends.len() >= daily {
             // A slot frees when the send `daily` places from the end leaves the day.
             let oldest_counted = number.sends[number.sends.len() - daily];
@@ -74,13 +87,59 @@ impl SendLimits {
                 retry_after: Duration::milliseconds((free_at - now_ms).max(1000)),
             });
         }
-        let next_tat = account.admit(now, self.per_account_per_minute)?;
-        account.tat_us = next_tat;
-        number.sends.push(now_ms);
-        // Only the last `daily` sends can ever decide; older ones need not be kept.
-        let excess = number.sends.len().saturating_sub(daily);
-        number.sends.drain(..excess);
         Ok(())
+    }
+
+    /// Count a send at `now` in the number's history.
+    pub fn record_number(&self, now: DateTime<Utc>, number: &mut SendHistory) {
+        number.sends.push(now.timestamp_millis());
+        // Only the last `daily` sends can ever decide; older ones need not be kept.
+        let excess = number.sends.len().saturating_sub(self.daily());
+        number.sends.drain(..excess);
+    }
+
+    /// The account's send rate as a cell rate.
+    pub fn account_rate(&self) -> Gcra {
+        Gcra::per_minute(self.per_account_per_minute)
+    }
+
+    fn daily(&self) -> usize {
+        usize::try_from(self.per_number_per_day).unwrap_or(usize::MAX)
+    }
+}
+
+/// A generic cell rate algorithm: `per_minute` sends a minute in bursts of up to
+/// `per_minute`, kept as one number (the theoretical arrival time of the next send).
+/// A store may apply it in one conditional statement with these two parameters: a
+/// send at `now` passes when `max(tat, now) - now <= tolerance`, and moves the state
+/// to `max(tat, now) + interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    pub interval_us: i64,
+    pub tolerance_us: i64,
+}
+
+impl Gcra {
+    pub fn per_minute(per_minute: u32) -> Self {
+        const WINDOW_US: i64 = 60_000_000;
+        let interval_us = (WINDOW_US / i64::from(per_minute.max(1))).max(1);
+        Self {
+            interval_us,
+            tolerance_us: WINDOW_US - interval_us,
+        }
+    }
+
+    /// The new state if a send at `now` passes with the state at `tat_us`.
+    pub fn admit(&self, tat_us: i64, now: DateTime<Utc>) -> Result<i64, SendRefusal> {
+        let now_us = now.timestamp_micros();
+        let tat = tat_us.max(now_us);
+        if tat - now_us > self.tolerance_us {
+            let wait_us = tat - now_us - self.tolerance_us;
+            return Err(SendRefusal::AccountRate {
+                retry_after: Duration::microseconds(wait_us),
+            });
+        }
+        Ok(tat + self.interval_us)
     }
 }
 
@@ -117,22 +176,6 @@ pub struct AccountBudget {
 }
 
 impl AccountBudget {
-    /// The new theoretical arrival time if a send at `now` is within `per_minute`.
-    fn admit(&self, now: DateTime<Utc>, per_minute: u32) -> Result<i64, SendRefusal> {
-        const WINDOW_US: i64 = 60_000_000;
-        let interval = (WINDOW_US / i64::from(per_minute.max(1))).max(1);
-        let tolerance = WINDOW_US - interval;
-        let now_us = now.timestamp_micros();
-        let tat = self.tat_us.max(now_us);
-        if tat - now_us > tolerance {
-            let wait_us = tat - now_us - tolerance;
-            return Err(SendRefusal::AccountRate {
-                retry_after: Duration::microseconds(wait_us),
-            });
-        }
-        Ok(tat + interval)
-    }
-
     /// The whole burst is available again: the same as no record at all.
     pub fn is_full(&self, now: DateTime<Utc>) -> bool {
         self.tat_us <= now.timestamp_micros()

@@ -14,7 +14,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use code::OtpCode;
 pub use hasher::{CodeHasher, KeyError, SecretKey};
 pub use limits::{
-    destination_allowed, AccountBudget, FailureCount, LockPolicy, SendHistory, SendLimits,
+    destination_allowed, AccountBudget, FailureCount, Gcra, LockPolicy, SendHistory, SendLimits,
     SendRefusal,
 };
 pub use pseudonym::{Pseudonymizer, PSEUDONYM_LEN};

@@ -2,7 +2,7 @@
 //! body within 24 hours.
 
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 
 use super::StoreError;
 
@@ -50,4 +50,33 @@ pub trait IdempotencyStore: Send + Sync {
         key: &str,
         answer: Option<StoredAnswer>,
     ) -> Result<(), StoreError>;
+}
+
+/// A key's record as a backend stores it: the keyed digest of the first request's
+/// fingerprint, when it came, and its answer once there is one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyRecord {
+    pub fingerprint: String,
+    pub created_at: DateTime<Utc>,
+    pub answer: Option<StoredAnswer>,
+}
+
+impl KeyRecord {
+    /// What a request with `fingerprint` (digest) does with this record at `now`:
+    /// `None` when the record no longer holds the key (older than the window, or a
+    /// request that died in flight), so the new request takes it over.
+    pub fn judge(&self, fingerprint: &str, now: DateTime<Utc>) -> Option<Begin> {
+        let live = now - self.created_at < IDEMPOTENCY_WINDOW;
+        let abandoned = self.answer.is_none() && now - self.created_at >= ABANDONED_AFTER;
+        if !live || abandoned {
+            return None;
+        }
+        if self.fingerprint != fingerprint {
+            return Some(Begin::Mismatch);
+        }
+        Some(match &self.answer {
+            Some(answer) => Begin::Replay(answer.clone()),
+            None => Begin::InFlight,
+        })
+    }
 }

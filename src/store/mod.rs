@@ -18,11 +18,12 @@
 mod at_rest;
 mod codes;
 mod error;
-mod idempotency;
+pub(crate) mod idempotency;
 mod outbox;
 mod records;
-mod reports;
+pub(crate) mod reports;
 mod retention;
+mod scope;
 pub mod sled;
 
 use std::sync::Arc;
@@ -43,6 +44,7 @@ pub use records::{
 };
 pub use reports::{ReportOutcome, ReportStore};
 pub use retention::{RetentionStore, Swept};
+pub use scope::ScopeState;
 
 /// The whole store, as the daemon holds it.
 #[async_trait]

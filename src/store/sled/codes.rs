@@ -4,17 +4,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::records::{
-    account_history_key, expiry_key, number_history_key, outbox_key, ScopeRecord,
-};
+use super::records::{account_history_key, expiry_key, number_history_key, outbox_key};
 use super::{decode, decode_or_default, encode, SledStore};
 use crate::otp::{
-    AccountBudget, AttemptVerdict, CodeState, FailureCount, LockPolicy, SendHistory, SendLimits,
-    SendRefusal,
+    AccountBudget, AttemptVerdict, CodeState, LockPolicy, SendHistory, SendLimits, SendRefusal,
 };
 use crate::store::{
     CodeRecord, CodeScope, CodeStore, Issued, Judge, MessageRecord, MessageStatus, NewCode,
-    OutboundMessage, StoreError, Transition,
+    OutboundMessage, ScopeState, StoreError, Transition,
 };
 
 #[async_trait]
@@ -52,9 +49,7 @@ impl CodeStore for SledStore {
 
     async fn cancel_code(&self, scope: &CodeScope) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let (cancelled, wrote) = self.update_scope(scope, |record| {
-            record.code.take().is_some_and(|code| now < code.expires_at)
-        })?;
+        let (cancelled, wrote) = self.update_scope(scope, |record| record.cancel(now))?;
         if wrote {
             self.durable().await?;
         }
@@ -63,10 +58,7 @@ impl CodeStore for SledStore {
 
     async fn unlock(&self, scope: &CodeScope, lock: &LockPolicy) -> Result<bool, StoreError> {
         let now = self.clock.now();
-        let (was_locked, wrote) = self.update_scope(scope, |record| {
-            let mut count = std::mem::take(&mut record.failures);
-            lock.locked(now, &mut count).is_some()
-        })?;
+        let (was_locked, wrote) = self.update_scope(scope, |record| record.unlock(now, lock))?;
         if wrote {
             self.durable().await?;
         }
@@ -77,7 +69,7 @@ impl CodeStore for SledStore {
         Ok(self
             .codes
             .get(self.scope_key(scope))?
-            .map(|bytes| decode::<ScopeRecord>(&bytes, "codes"))
+            .map(|bytes| decode::<ScopeState>(&bytes, "codes"))
             .transpose()?
             .and_then(|record| record.code))
     }
@@ -85,7 +77,7 @@ impl CodeStore for SledStore {
     async fn code_count(&self) -> Result<usize, StoreError> {
         let mut live = 0;
         for entry in self.codes.iter().values() {
-            let record: ScopeRecord = decode(&entry?, "codes")?;
+            let record: ScopeState = decode(&entry?, "codes")?;
             live += usize::from(record.code.is_some());
         }
         Ok(live)
@@ -146,7 +138,7 @@ impl SledStore {
         // entry is written last, so a send that fails half-way leaves nothing to
         // deliver, only records that expire; nothing is answered before the flush.
         let _turn = self.send_turns.take(&number_key);
-        let scope_record: ScopeRecord =
+        let scope_record: ScopeState =
             decode_or_default(self.codes.get(&scope_key)?.as_ref(), "codes")?;
         if let Some(retry_after) = lock.locked(now, &mut scope_record.failures.clone()) {
             return Ok(Err(SendRefusal::NumberLocked { retry_after }));
@@ -193,32 +185,7 @@ impl SledStore {
         lock: &LockPolicy,
         judge: impl Fn(Option<CodeState>, &[u8; 32]) -> AttemptVerdict,
     ) -> Result<(AttemptVerdict, bool), StoreError> {
-        self.update_scope(scope, |record| {
-            if let Some(retry_after) = lock.locked(now, &mut record.failures) {
-                return AttemptVerdict::NumberLocked { retry_after };
-            }
-            let state = record.code.as_ref().map(|c| CodeState {
-                expires_at: c.expires_at,
-                attempts: c.attempts,
-                max_attempts: c.max_attempts,
-            });
-            let hash = record.code.as_ref().map(|c| c.hash).unwrap_or([0; 32]);
-            let verdict = judge(state, &hash);
-            match (verdict, record.code.as_mut()) {
-                (AttemptVerdict::Approved, Some(_)) => {
-                    // The expiry index entry stays until it falls due: housekeeping
-                    // then finds no code behind it and drops it.
-                    record.code = None;
-                    record.failures = FailureCount::default();
-                }
-                (AttemptVerdict::Wrong { .. }, Some(code)) => {
-                    code.attempts += 1;
-                    lock.record_failure(now, &mut record.failures);
-                }
-                _ => {}
-            }
-            verdict
-        })
+        self.update_scope(scope, |record| record.attempt(now, lock, &judge))
     }
 
     /// Read-modify-write of one scope's record by compare-and-swap, retried if another
@@ -227,7 +194,7 @@ impl SledStore {
     fn update_scope<T>(
         &self,
         scope: &CodeScope,
-        change: impl Fn(&mut ScopeRecord) -> T,
+        change: impl Fn(&mut ScopeState) -> T,
     ) -> Result<(T, bool), StoreError> {
         self.update_scope_at(&self.scope_key(scope), change)
     }
@@ -236,11 +203,11 @@ impl SledStore {
     pub(super) fn update_scope_at<T>(
         &self,
         key: &[u8],
-        change: impl Fn(&mut ScopeRecord) -> T,
+        change: impl Fn(&mut ScopeState) -> T,
     ) -> Result<(T, bool), StoreError> {
         loop {
             let current = self.codes.get(key)?;
-            let before: ScopeRecord = decode_or_default(current.as_ref(), "codes")?;
+            let before: ScopeState = decode_or_default(current.as_ref(), "codes")?;
             let mut after = before.clone();
             let outcome = change(&mut after);
             if after == before {

@@ -4,22 +4,13 @@
 use ::sled::transaction::{ConflictableTransactionError, Transactional};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::records::time_key;
 use super::{decode, decode_tx, encode, SledStore};
+use crate::store::idempotency::KeyRecord;
 use crate::store::{
-    length_prefixed, Begin, IdempotencyStore, StoreError, StoredAnswer, ABANDONED_AFTER,
-    IDEMPOTENCY_WINDOW,
+    length_prefixed, Begin, IdempotencyStore, StoreError, StoredAnswer, IDEMPOTENCY_WINDOW,
 };
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct IdempotencyRecord {
-    /// Keyed digest of the request's fingerprint (which covers its numbers), hex.
-    fingerprint: String,
-    created_at: DateTime<Utc>,
-    answer: Option<StoredAnswer>,
-}
 
 #[async_trait]
 impl IdempotencyStore for SledStore {
@@ -64,7 +55,7 @@ impl SledStore {
     ) -> Result<Begin, StoreError> {
         let record_key = self.record_key(account, key);
         let fingerprint = &self.at_rest.fingerprint_digest(fingerprint);
-        let fresh = IdempotencyRecord {
+        let fresh = KeyRecord {
             fingerprint: fingerprint.to_owned(),
             created_at: now,
             answer: None,
@@ -72,17 +63,9 @@ impl SledStore {
         let begin =
             (&self.idempotency, &self.idempotency_index).transaction(|(records, index)| {
                 if let Some(bytes) = records.get(&record_key)? {
-                    let old: IdempotencyRecord = decode_tx(&bytes, "idempotency")?;
-                    let live = now - old.created_at < IDEMPOTENCY_WINDOW;
-                    let abandoned = old.answer.is_none() && now - old.created_at >= ABANDONED_AFTER;
-                    if live && !abandoned {
-                        if &old.fingerprint != fingerprint {
-                            return Ok(Begin::Mismatch);
-                        }
-                        return Ok(match old.answer {
-                            Some(answer) => Begin::Replay(answer),
-                            None => Begin::InFlight,
-                        });
+                    let old: KeyRecord = decode_tx(&bytes, "idempotency")?;
+                    if let Some(begin) = old.judge(fingerprint, now) {
+                        return Ok(begin);
                     }
                     index.remove(index_key(old.created_at, &record_key))?;
                 }
@@ -104,7 +87,7 @@ impl SledStore {
             let Some(bytes) = records.get(&record_key)? else {
                 return Ok(());
             };
-            let mut record: IdempotencyRecord = decode_tx(&bytes, "idempotency")?;
+            let mut record: KeyRecord = decode_tx(&bytes, "idempotency")?;
             match &answer {
                 Some(answer) => {
                     record.answer = Some(answer.clone());
@@ -128,7 +111,7 @@ impl SledStore {
             let (index_entry, _) = entry?;
             let record_key = &index_entry[8..];
             if let Some(bytes) = self.idempotency.get(record_key)? {
-                let record: IdempotencyRecord = decode(&bytes, "idempotency")?;
+                let record: KeyRecord = decode(&bytes, "idempotency")?;
                 if index_key(record.created_at, record_key) == index_entry.as_ref() {
                     self.idempotency.remove(record_key)?;
                 }

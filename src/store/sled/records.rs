@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::otp::FailureCount;
-use crate::store::{length_prefixed, CodeRecord};
+use crate::store::length_prefixed;
 
 /// `codes` key of a scope: account, service, and the number's digest.
 pub fn scope_key(account: &str, service: &str, number_digest: &[u8]) -> Vec<u8> {
@@ -25,25 +24,6 @@ pub fn account_history_key(account: &str) -> Vec<u8> {
     let mut key = vec![b'r'];
     key.extend_from_slice(account.as_bytes());
     key
-}
-
-/// What `codes` holds per scope: its live code, if any, and its consecutive wrong
-/// codes, which outlive a code (they count across resends). One key, so that a
-/// verification is a single compare-and-swap: sled's multi-tree transactions take a
-/// process-wide write lock and roll the log buffer twice each.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScopeRecord {
-    #[serde(default)]
-    pub code: Option<CodeRecord>,
-    #[serde(default)]
-    pub failures: FailureCount,
-}
-
-impl ScopeRecord {
-    /// Nothing worth keeping: the key can go.
-    pub fn is_empty(&self) -> bool {
-        self.code.is_none() && self.failures == FailureCount::default()
-    }
 }
 
 /// The stored form of an [`crate::store::OutboundMessage`]: its numbers and text

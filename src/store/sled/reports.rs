@@ -8,10 +8,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{decode_tx, encode, SledStore};
-use crate::sms::{DeliveryStatus, StatusReport};
-use crate::store::{
-    MessageRecord, MessageStatus, ReportOutcome, ReportStore, StoreError, Transition,
-};
+use crate::sms::StatusReport;
+use crate::store::reports::{apply_report, names_a_subscriber};
+use crate::store::{MessageRecord, ReportOutcome, ReportStore, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct SentPart {
@@ -48,7 +47,7 @@ impl SledStore {
         now: DateTime<Utc>,
     ) -> Result<ReportOutcome, StoreError> {
         let key = report_key(modem, report.message_reference);
-        let has_digits = report.recipient.bytes().any(|b| b.is_ascii_digit());
+        let has_digits = names_a_subscriber(report);
         let recipient = self.at_rest.subscriber_digest(&report.recipient);
         let outcome = (&self.reports, &self.messages).transaction(|(reports, messages)| {
             let Some(bytes) = reports.get(&key)? else {
@@ -63,43 +62,10 @@ impl SledStore {
                 return Ok(ReportOutcome::Unmatched);
             };
             let mut record: MessageRecord = decode_tx(&bytes, "messages")?;
-            let id = part.message_id.clone();
-            let outcome = match report.status {
-                DeliveryStatus::Pending(_) => ReportOutcome::Pending { message_id: id },
-                DeliveryStatus::Delivered => {
-                    reports.remove(key.as_slice())?;
-                    record.delivered_parts = record.delivered_parts.saturating_add(1);
-                    if record.delivered_parts >= record.parts.max(1)
-                        && record.status == MessageStatus::Sent
-                    {
-                        record.push(Transition {
-                            at: now,
-                            status: MessageStatus::Delivered,
-                            modem: Some(modem.to_owned()),
-                            message_references: vec![report.message_reference],
-                            detail: Some(format!("handset reached at {}", report.discharge_time)),
-                        });
-                        ReportOutcome::Delivered { message_id: id }
-                    } else {
-                        ReportOutcome::PartDelivered { message_id: id }
-                    }
-                }
-                DeliveryStatus::Failed(status) => {
-                    reports.remove(key.as_slice())?;
-                    if !record.status.is_terminal() {
-                        record.push(Transition {
-                            at: now,
-                            status: MessageStatus::Failed,
-                            modem: Some(modem.to_owned()),
-                            message_references: vec![report.message_reference],
-                            detail: Some(format!(
-                                "the network gave up delivering it (TP-ST {status:#04x})"
-                            )),
-                        });
-                    }
-                    ReportOutcome::Failed { message_id: id }
-                }
-            };
+            let (outcome, part_done) = apply_report(&mut record, modem, report, now);
+            if part_done {
+                reports.remove(key.as_slice())?;
+            }
             messages.insert(part.message_id.as_bytes(), encode(&record))?;
             Ok::<_, ConflictableTransactionError<StoreError>>(outcome)
         })?;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::records::{expiry_key, time_key};
 use super::{decode, SledStore};
-use crate::otp::{AccountBudget, FailureCount, SendHistory};
+use crate::otp::{AccountBudget, SendHistory};
 use crate::store::{MessageRecord, MessageStatus, RetentionStore, StoreError, Swept};
 
 /// Where the incremental sweeps stand between calls: the key to start from (empty:
@@ -122,10 +122,7 @@ impl SledStore {
                     expiry_key(code.expires_at, scope_key) == index_key.as_ref()
                 });
                 if indexed {
-                    record.code = None;
-                    if record.failures.lock_ran_out(now) {
-                        record.failures = FailureCount::default();
-                    }
+                    record.purge_code(now);
                 }
             })?;
             index_removals.remove(index_key.as_ref());
