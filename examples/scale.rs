@@ -117,7 +117,7 @@ async fn open(state: &Path, clock: Arc<ManualClock>) -> (SharedStore, TwoFactor)
     let key = SecretKey::load_or_create(state).expect("key");
     let mut config = Config::parse("", Path::new("scale"), Requirements::Nothing).expect("config");
     config.storage.path = state.to_owned();
-    let store = sms2fa::store::open(&config.storage, &key, clock)
+    let store = sms2fa::store::open(&config.storage, &config.cluster, &key, clock)
         .await
         .expect("store");
     config.otp.resend_cooldown_secs = 0;

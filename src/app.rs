@@ -109,7 +109,8 @@ impl Application {
                 source,
             })?;
         let key = SecretKey::load_or_create(state_dir)?;
-        let store = crate::store::open(&config.storage, &key, clock.clone()).await?;
+        let store =
+            crate::store::open(&config.storage, &config.cluster, &key, clock.clone()).await?;
         let stop = CancellationToken::new();
         let wake = Arc::new(Notify::new());
 

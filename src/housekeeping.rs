@@ -128,7 +128,7 @@ mod tests {
             path: dir.path().to_owned(),
             ..Default::default()
         };
-        let store = crate::store::open(&storage, &key, clock.clone())
+        let store = crate::store::open(&storage, &Default::default(), &key, clock.clone())
             .await
             .unwrap();
         let policy = Policy {

@@ -62,7 +62,7 @@ fn harness() -> &'static Harness {
             let key = SecretKey::from_bytes([7; 32]);
             config.storage.path = state.path().to_owned();
             let clock = Arc::new(ManualClock::new());
-            let store = sms2fa::store::open(&config.storage, &key, clock.clone())
+            let store = sms2fa::store::open(&config.storage, &config.cluster, &key, clock.clone())
                 .await
                 .expect("store");
             let twofa = TwoFactor::new(

@@ -20,6 +20,8 @@ pub struct Config {
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
+    pub cluster: ClusterConfig,
+    #[serde(default)]
     pub otp: OtpConfig,
     #[serde(default)]
     pub sms: SmsConfig,
@@ -94,6 +96,11 @@ fn default_max_body_bytes() -> usize {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// Where the store lives: `sled` (embedded, one host) or `postgres` (shared by
+    /// several hosts).
+    #[serde(default)]
+    pub backend: Backend,
+    /// The state folder: sled's `db/`, and `secret.key` with either backend.
     #[serde(default = "default_storage_path")]
     pub path: PathBuf,
     /// How long a message's status history stays readable (`GET /2fa/messages/{id}`)
@@ -103,15 +110,90 @@ pub struct StorageConfig {
     /// The same in whole days (the older key); not together with `message_retention`.
     #[serde(default)]
     pub message_retention_days: Option<u32>,
+    /// PostgreSQL: a libpq-style URL, several hosts allowed
+    /// (`postgresql://sms2fa@db1:5432,db2:5432/sms2fa?target_session_attrs=read-write`).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// PostgreSQL: a file holding the password (a trailing newline is ignored). Default:
+    /// `$CREDENTIALS_DIRECTORY/sms2fa-db-password` when systemd passes that credential.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// PostgreSQL: connections kept open at most.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+fn default_pool_size() -> usize {
+    16
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            backend: Backend::default(),
             path: default_storage_path(),
             message_retention: None,
             message_retention_days: None,
+            url: None,
+            password_file: None,
+            pool_size: default_pool_size(),
         }
+    }
+}
+
+/// This host among several that share one database.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This host's name, unique among the hosts; default: the hostname.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// How long a claimed SMS stays this host's without renewal; a host whose
+    /// heartbeat is older counts as down.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node: None,
+            lease_secs: default_lease_secs(),
+        }
+    }
+}
+
+fn default_lease_secs() -> u64 {
+    15
+}
+
+impl ClusterConfig {
+    /// The node name in force: the configured one, or the hostname.
+    pub fn node_name(&self) -> String {
+        self.node.clone().unwrap_or_else(hostname)
+    }
+
+    pub fn lease(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lease_secs)
+    }
+}
+
+fn hostname() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer we own.
+    let ok = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) } == 0;
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    match std::str::from_utf8(&buffer[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_owned(),
+        _ => "localhost".to_owned(),
     }
 }
 

@@ -1,9 +1,48 @@
 //! The rules a parsed config must meet, each failure located by section and key.
 
-use super::{Config, Requirements, SmsMode, MAX_PARTS_LIMIT};
+use super::{Backend, Config, Requirements, SmsMode, MAX_PARTS_LIMIT};
 use crate::sms::PhoneNumber;
 
 impl Config {
+    fn validate_cluster(&self) -> Result<(), Problem> {
+        let storage = &self.storage;
+        if storage.backend == Backend::Postgres {
+            let Some(url) = &storage.url else {
+                return Err(Problem::new(
+                    "storage",
+                    "url",
+                    "backend = \"postgres\" needs the database's url",
+                ));
+            };
+            if let Err(e) = crate::store::postgres::ConnectOptions::parse(url) {
+                return Err(Problem::new("storage", "url", &e.to_string()));
+            }
+        }
+        if !(1..=1000).contains(&storage.pool_size) {
+            return Err(Problem::new("storage", "pool_size", "must be 1 to 1000"));
+        }
+        if !(5..=3600).contains(&self.cluster.lease_secs) {
+            return Err(Problem::new(
+                "cluster",
+                "lease_secs",
+                "must be 5 to 3600 seconds",
+            ));
+        }
+        if let Some(node) = &self.cluster.node {
+            let fine = node
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if node.is_empty() || node.len() > 63 || !fine {
+                return Err(Problem::new(
+                    "cluster",
+                    "node",
+                    "must be 1 to 63 letters, digits, '.', '_' or '-'",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn validate(&self, needs: Requirements) -> Result<(), Problem> {
         let otp = &self.otp;
         if !(6..=10).contains(&otp.code_length) {
@@ -34,6 +73,7 @@ impl Config {
                 "must be from 1 minute to 3650 days",
             ));
         }
+        self.validate_cluster()?;
         if otp.ttl_secs == 0 {
             return Err(Problem::new("otp", "ttl_secs", "must be at least 1 second"));
         }

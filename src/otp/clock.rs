@@ -5,6 +5,12 @@ use chrono::{DateTime, Duration, Utc};
 /// Where "now" comes from, so expiry can be tested without waiting.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> DateTime<Utc>;
+
+    /// How far this clock runs ahead of real time. A store that takes its time from a
+    /// database server adds it to the server's `now()`, so tests move both clocks.
+    fn shift(&self) -> Duration {
+        Duration::zero()
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -39,10 +45,13 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-            + *self
-                .offset
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        Utc::now() + self.shift()
+    }
+
+    fn shift(&self) -> Duration {
+        *self
+            .offset
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

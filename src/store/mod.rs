@@ -13,13 +13,15 @@
 //! - the store's clock decides expiry and limits (`sled`: this host's; a shared
 //!   database: the database's, so that hosts agree).
 //!
-//! Backends: [`sled`] (embedded, one host).
+//! Backends: [`sled`] (embedded, one host, the default) and [`postgres`] (shared by
+//! several hosts).
 
 mod at_rest;
 mod codes;
 mod error;
 pub(crate) mod idempotency;
 mod outbox;
+pub mod postgres;
 mod records;
 pub(crate) mod reports;
 mod retention;
@@ -30,7 +32,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::config::StorageConfig;
+use crate::config::{Backend, ClusterConfig, StorageConfig};
 use crate::otp::{Clock, SecretKey};
 
 pub use at_rest::AtRest;
@@ -64,15 +66,48 @@ pub trait Store:
 /// Shared handle to a store.
 pub type SharedStore = Arc<dyn Store>;
 
-/// Open the store `[storage]` names, in its state folder. Records are sealed and
-/// digested under keys derived from `key`; `clock` is the embedded backend's.
+/// Open the store `[storage]` names: sled in the state folder, or the PostgreSQL
+/// database (migrated to this build's schema; refused if it was set up with another
+/// secret key). Records are sealed and digested under keys derived from `key`.
+/// `clock` is the embedded backend's clock; a database uses its own, moved by the
+/// clock's [`Clock::shift`] (tests).
 pub async fn open(
     storage: &StorageConfig,
+    cluster: &ClusterConfig,
     key: &SecretKey,
     clock: Arc<dyn Clock>,
 ) -> Result<SharedStore, StoreError> {
-    let store = sled::SledStore::open(&storage.path.join("db"), key, clock)?;
-    Ok(Arc::new(store))
+    match storage.backend {
+        Backend::Sled => {
+            let store = sled::SledStore::open(&storage.path.join("db"), key, clock)?;
+            Ok(Arc::new(store))
+        }
+        Backend::Postgres => {
+            let options = connect_options(storage)?;
+            let store = postgres::PgStore::open(
+                &options,
+                storage.pool_size,
+                key,
+                clock,
+                &cluster.node_name(),
+                cluster.lease(),
+            )
+            .await?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// The database `[storage]` names, with its password.
+pub fn connect_options(storage: &StorageConfig) -> Result<postgres::ConnectOptions, StoreError> {
+    let url = storage.url.as_deref().unwrap_or_default();
+    let refused = |e: postgres::ConnectError| StoreError::Open {
+        path: "[storage] url".into(),
+        detail: e.to_string(),
+    };
+    postgres::ConnectOptions::parse(url)
+        .and_then(|options| options.with_password_from(storage.password_file.as_deref()))
+        .map_err(refused)
 }
 
 #[cfg(test)]

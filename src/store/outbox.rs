@@ -86,6 +86,10 @@ pub trait OutboxStore: Send + Sync {
     /// may have reached the modem are queued with "may arrive twice" in their history.
     async fn requeue_abandoned(&self) -> Result<usize, StoreError>;
 
+    /// Put back claims of any host whose lease ran out (run every few seconds, so a
+    /// dead host's messages go out through the others). Returns how many.
+    async fn reclaim_expired(&self) -> Result<usize, StoreError>;
+
     /// A message's status and history.
     async fn message(&self, id: &str) -> Result<Option<MessageRecord>, StoreError>;
 }

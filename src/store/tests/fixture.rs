@@ -5,14 +5,22 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::otp::{Clock, ManualClock, SecretKey};
+use crate::store::postgres::{ConnectOptions, PgStore};
 use crate::store::sled::SledStore;
 use crate::store::SharedStore;
+
+#[path = "../../../tests/support/postgres.rs"]
+pub mod postgres_server;
 
 pub struct Fixture {
     pub store: SharedStore,
     clock: Arc<ManualClock>,
     _state: tempfile::TempDir,
+    database: Option<postgres_server::TestDatabase>,
 }
+
+/// The host name the PostgreSQL fixtures run as.
+pub const NODE: &str = "test-host";
 
 pub fn key() -> SecretKey {
     SecretKey::from_bytes([5; 32])
@@ -28,7 +36,27 @@ impl Fixture {
             store: Arc::new(store),
             clock,
             _state: state,
+            database: None,
         }
+    }
+
+    /// A store on a fresh database of the test PostgreSQL server.
+    pub async fn postgres() -> Self {
+        let database = postgres_server::TestDatabase::create().await;
+        let clock = Arc::new(ManualClock::default());
+        let store = open_postgres(&database.url, clock.clone(), NODE).await;
+        Self {
+            store: Arc::new(store),
+            clock,
+            _state: tempfile::tempdir().expect("temp dir"),
+            database: Some(database),
+        }
+    }
+
+    /// Another host on the same database (PostgreSQL only).
+    pub async fn host(&self, node: &str) -> SharedStore {
+        let database = self.database.as_ref().expect("a PostgreSQL fixture");
+        Arc::new(open_postgres(&database.url, self.clock.clone(), node).await)
     }
 
     /// Move the store's clock on.
@@ -42,8 +70,26 @@ impl Fixture {
 
     /// The store as the same host sees it after a restart. sled's file lock lets one
     /// process hold the database, and its handle holds nothing a restart forgets: the
-    /// same handle stands for the restarted process.
+    /// same handle stands for the restarted process. On PostgreSQL, a new store under
+    /// the same host name.
     pub async fn restart(&self) -> SharedStore {
-        self.store.clone()
+        match &self.database {
+            None => self.store.clone(),
+            Some(_) => self.host(NODE).await,
+        }
     }
+}
+
+async fn open_postgres(url: &str, clock: Arc<ManualClock>, node: &str) -> PgStore {
+    let options = ConnectOptions::parse(url).expect("test database URL");
+    PgStore::open(
+        &options,
+        8,
+        &key(),
+        clock,
+        node,
+        std::time::Duration::from_secs(15),
+    )
+    .await
+    .expect("open the PostgreSQL store")
 }

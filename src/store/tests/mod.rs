@@ -102,6 +102,14 @@ macro_rules! behaviour {
                 }
             )*
         }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case(super::Fixture::postgres().await).await
+                }
+            )*
+        }
     };
 }
 

@@ -1,0 +1,398 @@
+//! Codes on PostgreSQL: a send in one transaction (the number's history row locked
+//! first, the account's rate last), verifications, cancels and unlocks as a
+//! compare-and-swap on the scope row's `version`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::error::from_pg;
+use super::{in_transaction, to_json, Outcome, PgStore};
+use crate::otp::{AttemptVerdict, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal};
+use crate::store::{
+    CodeRecord, CodeScope, CodeStore, Issued, Judge, MessageRecord, MessageStatus, NewCode,
+    OutboundMessage, ScopeState, StoreError, Transition,
+};
+
+/// The scope row's columns as [`scope_from_row`] reads them.
+macro_rules! scope_columns {
+    () => {
+        "s.code_hash, s.code_created_at, s.code_expires_at, s.code_attempts, \
+         s.code_max_attempts, s.code_message_id, s.failures, s.locked_until, s.version"
+    };
+}
+
+const SELECT_SCOPE_FOR_UPDATE: &str = concat!(
+    "SELECT 0, ",
+    scope_columns!(),
+    " FROM scopes s WHERE account = $1 AND service = $2 AND number_digest = $3 FOR UPDATE"
+);
+
+const SELECT_SCOPE_WITH_NOW: &str = concat!(
+    "SELECT now() + $1::bigint * interval '1 microsecond', ",
+    scope_columns!(),
+    " FROM (SELECT 1) AS one LEFT JOIN scopes s ON \
+       s.account = $2 AND s.service = $3 AND s.number_digest = $4"
+);
+
+/// The state of a scope row read with [`SCOPE_COLUMNS`] from column `at`, with its
+/// version; an absent row (all NULL) is the empty state at version `None`.
+fn scope_from_row(row: &Row, at: usize) -> Result<(ScopeState, Option<i64>), StoreError> {
+    let version: Option<i64> = row.get(at + 8);
+    let Some(version) = version else {
+        return Ok((ScopeState::default(), None));
+    };
+    let hash: Option<Vec<u8>> = row.get(at);
+    let code = match hash {
+        None => None,
+        Some(hash) => Some(CodeRecord {
+            hash: hash.try_into().map_err(|_| StoreError::Corrupt {
+                what: "scopes",
+                detail: "a code hash that is not 32 bytes".into(),
+            })?,
+            created_at: row.get(at + 1),
+            expires_at: row.get(at + 2),
+            attempts: u32::try_from(row.get::<_, i32>(at + 3)).unwrap_or(0),
+            max_attempts: u32::try_from(row.get::<_, i32>(at + 4)).unwrap_or(0),
+            message_id: row.get(at + 5),
+        }),
+    };
+    let failures = FailureCount {
+        consecutive: u32::try_from(row.get::<_, i32>(at + 6)).unwrap_or(0),
+        locked_until: row.get(at + 7),
+    };
+    Ok((ScopeState { code, failures }, Some(version)))
+}
+
+/// The code columns' values of a state, for binding.
+struct CodeColumns {
+    hash: Option<Vec<u8>>,
+    created_at: Option<DateTime<Utc>>,
+    expires_at: Option<DateTime<Utc>>,
+    attempts: Option<i32>,
+    max_attempts: Option<i32>,
+    message_id: Option<String>,
+    failures: i32,
+    locked_until: Option<DateTime<Utc>>,
+}
+
+impl CodeColumns {
+    fn of(state: &ScopeState) -> Self {
+        let code = state.code.as_ref();
+        Self {
+            hash: code.map(|c| c.hash.to_vec()),
+            created_at: code.map(|c| c.created_at),
+            expires_at: code.map(|c| c.expires_at),
+            attempts: code.map(|c| i32::try_from(c.attempts).unwrap_or(i32::MAX)),
+            max_attempts: code.map(|c| i32::try_from(c.max_attempts).unwrap_or(i32::MAX)),
+            message_id: code.map(|c| c.message_id.clone()),
+            failures: i32::try_from(state.failures.consecutive).unwrap_or(i32::MAX),
+            locked_until: state.failures.locked_until,
+        }
+    }
+}
+
+#[async_trait]
+impl CodeStore for PgStore {
+    async fn issue_code(
+        &self,
+        new: &NewCode,
+        limits: &SendLimits,
+        lock: &LockPolicy,
+    ) -> Result<Result<Issued, SendRefusal>, StoreError> {
+        let number = self.at_rest.number_digest(&new.scope.number).to_vec();
+        let from = self.at_rest.number_digest(&new.message.from).to_vec();
+        let account = new.scope.account.as_str();
+        let gcra = limits.account_rate();
+        in_transaction!(self, |tx, now| {
+            // Sends to one number take turns on its history row (created if new); the
+            // scope row is locked next (sent in the same round trip, run in order).
+            let number_params: [&(dyn ToSql + Sync); 2] = [&account, &number];
+            let scope_params: [&(dyn ToSql + Sync); 3] = [&account, &new.scope.service, &number];
+            let history_row = tx.query_one(
+                "INSERT INTO number_sends AS n (account, number_digest, sends, last_send) \
+                 VALUES ($1, $2, '{}', '-infinity') \
+                 ON CONFLICT (account, number_digest) DO UPDATE SET account = n.account \
+                 RETURNING n.sends",
+                &number_params,
+            );
+            let scope_row = tx.query_opt(SELECT_SCOPE_FOR_UPDATE, &scope_params);
+            let history_row = history_row.await?;
+            let scope_row = scope_row.await?;
+            let mut sends = SendHistory {
+                sends: history_row.get(0),
+            };
+            let mut state = match &scope_row {
+                Some(row) => scope_from_row(row, 1)?.0,
+                None => ScopeState::default(),
+            };
+            if let Some(retry_after) = lock.locked(now, &mut state.failures.clone()) {
+                return Ok(Outcome::Rollback(Err(SendRefusal::NumberLocked {
+                    retry_after,
+                })));
+            }
+            if let Err(refusal) = limits.check_number(now, &mut sends) {
+                return Ok(Outcome::Rollback(Err(refusal)));
+            }
+            limits.record_number(now, &mut sends);
+
+            let expires_at = now + new.ttl;
+            state.code = Some(CodeRecord {
+                hash: new.hash,
+                created_at: now,
+                expires_at,
+                attempts: 0,
+                max_attempts: new.max_attempts,
+                message_id: new.message.id.clone(),
+            });
+            let columns = CodeColumns::of(&state);
+            let record = MessageRecord {
+                id: new.message.id.clone(),
+                account: account.to_owned(),
+                service: new.service.clone(),
+                to_masked: new.to_masked.clone(),
+                created_at: now,
+                expires_at,
+                status: MessageStatus::Queued,
+                history: vec![Transition::new(now, MessageStatus::Queued)],
+                parts: 0,
+                delivered_parts: 0,
+            };
+            let sealed = self.at_rest.seal(&OutboundMessage {
+                id: new.message.id.clone(),
+                account: account.to_owned(),
+                from: new.message.from.clone(),
+                to: new.message.to.clone(),
+                text: new.message.text.clone(),
+                expires_at,
+                attempts: 0,
+                unconfirmed: 0,
+                last_modem: None,
+            });
+            let record_json = to_json(&record);
+            let history_params: [&(dyn ToSql + Sync); 4] = [&account, &number, &sends.sends, &now];
+            let scope_params: [&(dyn ToSql + Sync); 11] = [
+                &account,
+                &new.scope.service,
+                &number,
+                &columns.hash,
+                &columns.created_at,
+                &columns.expires_at,
+                &columns.attempts,
+                &columns.max_attempts,
+                &columns.message_id,
+                &columns.failures,
+                &columns.locked_until,
+            ];
+            let message_params: [&(dyn ToSql + Sync); 4] =
+                [&new.message.id, &account, &now, &record_json];
+            let outbox_params: [&(dyn ToSql + Sync); 6] =
+                [&new.message.id, &account, &sealed, &from, &now, &expires_at];
+            let history = tx.execute(
+                "UPDATE number_sends SET sends = $3, last_send = $4 \
+                 WHERE account = $1 AND number_digest = $2",
+                &history_params,
+            );
+            let scope = tx.execute(
+                "INSERT INTO scopes (account, service, number_digest, code_hash, \
+                   code_created_at, code_expires_at, code_attempts, code_max_attempts, \
+                   code_message_id, failures, locked_until) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (account, service, number_digest) DO UPDATE SET \
+                   code_hash = $4, code_created_at = $5, code_expires_at = $6, \
+                   code_attempts = $7, code_max_attempts = $8, code_message_id = $9, \
+                   failures = $10, locked_until = $11, version = scopes.version + 1",
+                &scope_params,
+            );
+            let message = tx.execute(
+                "INSERT INTO messages (id, account, created_at, status, record) \
+                 VALUES ($1, $2, $3, 'queued', $4)",
+                &message_params,
+            );
+            let outbox = tx.execute(
+                "INSERT INTO outbox (id, account, sealed, from_digest, due_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &outbox_params,
+            );
+            tokio::try_join!(history, scope, message, outbox)?;
+
+            // The account's rate, last: its row is held only until the commit.
+            let now_us = now.timestamp_micros();
+            let admitted = tx
+                .query_opt(
+                    "INSERT INTO account_budgets AS b (account, tat_us) VALUES ($1, $2::bigint + $3::bigint) \
+                     ON CONFLICT (account) DO UPDATE SET tat_us = greatest(b.tat_us, $2) + $3 \
+                     WHERE greatest(b.tat_us, $2) - $2 <= $4 \
+                     RETURNING tat_us",
+                    &[&account, &now_us, &gcra.interval_us, &gcra.tolerance_us],
+                )
+                .await?;
+            if admitted.is_some() {
+                return Ok(Outcome::Commit(Ok(Issued { expires_at })));
+            }
+            let tat: i64 = tx
+                .query_one(
+                    "SELECT tat_us FROM account_budgets WHERE account = $1",
+                    &[&account],
+                )
+                .await?
+                .get(0);
+            let refusal = gcra
+                .admit(tat, now)
+                .err()
+                .unwrap_or(SendRefusal::AccountRate {
+                    retry_after: chrono::Duration::seconds(1),
+                });
+            Ok(Outcome::Rollback(Err(refusal)))
+        })
+    }
+
+    async fn attempt(
+        &self,
+        scope: &CodeScope,
+        lock: &LockPolicy,
+        judge: Judge<'_>,
+    ) -> Result<AttemptVerdict, StoreError> {
+        self.update_scope(scope, |state, now| {
+            state.attempt(now, lock, |code, hash| judge(code, hash, now))
+        })
+        .await
+    }
+
+    async fn cancel_code(&self, scope: &CodeScope) -> Result<bool, StoreError> {
+        self.update_scope(scope, |state, now| state.cancel(now))
+            .await
+    }
+
+    async fn unlock(&self, scope: &CodeScope, lock: &LockPolicy) -> Result<bool, StoreError> {
+        self.update_scope(scope, |state, now| state.unlock(now, lock))
+            .await
+    }
+
+    async fn code(&self, scope: &CodeScope) -> Result<Option<CodeRecord>, StoreError> {
+        let (state, _, _) = self.read_scope(scope).await?;
+        Ok(state.code)
+    }
+
+    async fn code_count(&self) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let count: i64 = client
+            .query_one(
+                "SELECT count(*) FROM scopes WHERE code_hash IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(from_pg)?
+            .get(0);
+        Ok(usize::try_from(count).unwrap_or(0))
+    }
+}
+
+impl PgStore {
+    /// The scope's state, its version (`None`: no row), and the database's now.
+    async fn read_scope(
+        &self,
+        scope: &CodeScope,
+    ) -> Result<(ScopeState, Option<i64>, DateTime<Utc>), StoreError> {
+        let client = self.client().await?;
+        let number = self.at_rest.number_digest(&scope.number).to_vec();
+        let row = client
+            .query_one(
+                SELECT_SCOPE_WITH_NOW,
+                &[&self.shift(), &scope.account, &scope.service, &number],
+            )
+            .await
+            .map_err(from_pg)?;
+        let (state, version) = scope_from_row(&row, 1)?;
+        Ok((state, version, row.get(0)))
+    }
+
+    /// Read-modify-write of one scope by compare-and-swap on its version, again if
+    /// another request changed it meanwhile (so `change` may run more than once and
+    /// must only look at the state). One statement writes: nothing to roll back.
+    async fn update_scope<T>(
+        &self,
+        scope: &CodeScope,
+        change: impl Fn(&mut ScopeState, DateTime<Utc>) -> T,
+    ) -> Result<T, StoreError> {
+        let number = self.at_rest.number_digest(&scope.number).to_vec();
+        loop {
+            let (before, version, now) = self.read_scope(scope).await?;
+            let mut after = before.clone();
+            let outcome = change(&mut after, now);
+            if after == before {
+                return Ok(outcome);
+            }
+            let client = self.client().await?;
+            let key: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                [&scope.account, &scope.service, &number];
+            let swapped = match version {
+                Some(version) if after.is_empty() => {
+                    client
+                        .execute(
+                            "DELETE FROM scopes WHERE account = $1 AND service = $2 \
+                         AND number_digest = $3 AND version = $4",
+                            &[key[0], key[1], key[2], &version],
+                        )
+                        .await
+                }
+                Some(version) => {
+                    let c = CodeColumns::of(&after);
+                    client
+                        .execute(
+                            "UPDATE scopes SET code_hash = $5, code_created_at = $6, \
+                               code_expires_at = $7, code_attempts = $8, \
+                               code_max_attempts = $9, code_message_id = $10, failures = $11, \
+                               locked_until = $12, version = version + 1 \
+                             WHERE account = $1 AND service = $2 AND number_digest = $3 \
+                               AND version = $4",
+                            &[
+                                key[0],
+                                key[1],
+                                key[2],
+                                &version,
+                                &c.hash,
+                                &c.created_at,
+                                &c.expires_at,
+                                &c.attempts,
+                                &c.max_attempts,
+                                &c.message_id,
+                                &c.failures,
+                                &c.locked_until,
+                            ],
+                        )
+                        .await
+                }
+                None => {
+                    let c = CodeColumns::of(&after);
+                    client
+                        .execute(
+                            "INSERT INTO scopes (account, service, number_digest, code_hash, \
+                               code_created_at, code_expires_at, code_attempts, \
+                               code_max_attempts, code_message_id, failures, locked_until) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                             ON CONFLICT DO NOTHING",
+                            &[
+                                key[0],
+                                key[1],
+                                key[2],
+                                &c.hash,
+                                &c.created_at,
+                                &c.expires_at,
+                                &c.attempts,
+                                &c.max_attempts,
+                                &c.message_id,
+                                &c.failures,
+                                &c.locked_until,
+                            ],
+                        )
+                        .await
+                }
+            };
+            if swapped.map_err(from_pg)? == 1 {
+                return Ok(outcome);
+            }
+        }
+    }
+}
