@@ -131,14 +131,11 @@ impl Application {
 
         let mut background = Vec::new();
         let dispatcher =
-            Dispatcher::new(store.clone(), modems.clone(), wake.clone(), clock.clone());
+            Dispatcher::new(store.clone(), modems.clone(), wake.clone(), clock.clone())
+                .with_lease(config.cluster.lease());
         let dispatcher_heartbeat = dispatcher.heartbeat();
         let dispatcher_stop = stop.child_token();
-        background.push(tokio::spawn(async move {
-            if let Err(e) = dispatcher.run(reports_rx, dispatcher_stop).await {
-                tracing::error!(error = %e, "the dispatcher stopped on a storage error");
-            }
-        }));
+        background.push(tokio::spawn(dispatcher.run(reports_rx, dispatcher_stop)));
         let housekeeping_heartbeat = Heartbeat::new();
         let mut liveness = Liveness::default();
         // Housekeeping turns every INTERVAL; two missed turns mean it is stuck.

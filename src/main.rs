@@ -102,16 +102,7 @@ const DEMO_TOKEN: &str = "demo-token";
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { config } => {
-            let parsed = Config::load(&config)?;
-            println!(
-                "{}: OK ({} account(s), {} modem(s))",
-                config.display(),
-                parsed.accounts.len(),
-                parsed.modems.len()
-            );
-            Ok(())
-        }
+        Command::CheckConfig { config } => cli::check_config::run(&config),
         Command::Serve {
             config,
             simulate,

@@ -1,6 +1,7 @@
 //! The operator subcommands besides `serve` and `check-config`: `hash-token`,
 //! `simulate-modem` and `modem probe`. Part of the binary, not the library.
 
+pub mod check_config;
 pub mod hash_token;
 pub mod probe;
 pub mod simulate;

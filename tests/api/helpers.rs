@@ -27,6 +27,10 @@ pub struct TestApp {
     /// The simulated modems, in config order (`sim0`, `sim1`, …).
     pub modems: Vec<SimPort>,
     pub modem_status: Vec<watch::Receiver<ModemStatus>>,
+    /// With the PostgreSQL backend: its database, and the proxy the daemon reaches it
+    /// through (cut it to take the database away).
+    pub database: Option<Arc<crate::postgres_server::TestDatabase>>,
+    pub proxy: Option<Arc<crate::tcp_proxy::Proxy>>,
     stop: Option<oneshot::Sender<()>>,
     running: Option<tokio::task::JoinHandle<()>>,
 }
@@ -49,6 +53,37 @@ pub async fn spawn_app_with_modems(
     let state = Arc::new(tempfile::tempdir().expect("temp dir"));
     let clock = Arc::new(ManualClock::new());
     start(state, clock, SmsLog::in_memory(), sims, adjust).await
+}
+
+/// The daemon on the PostgreSQL backend: a fresh database of the test server, reached
+/// through a proxy the test can cut.
+pub async fn spawn_app_on_postgres(
+    sims: Vec<SimOptions>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    let database = Arc::new(crate::postgres_server::TestDatabase::create().await);
+    let server = crate::postgres_server::server();
+    let upstream = format!("{}:{}", server.host, server.port)
+        .parse()
+        .expect("server address");
+    let proxy = Arc::new(crate::tcp_proxy::Proxy::start(upstream).await);
+    let url = format!(
+        "postgresql://{}@{}/{}",
+        server.superuser, proxy.addr, database.name
+    );
+    let state = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let clock = Arc::new(ManualClock::new());
+    let mut app = start(state, clock, SmsLog::in_memory(), sims, |config| {
+        config.storage.backend = sms2fa::config::Backend::Postgres;
+        config.storage.url = Some(url);
+        config.storage.pool_size = 4;
+        config.cluster.node = Some("api-test".into());
+        adjust(config);
+    })
+    .await;
+    app.database = Some(database);
+    app.proxy = Some(proxy);
+    app
 }
 
 async fn start(
@@ -112,6 +147,8 @@ async fn start(
         state,
         modems,
         modem_status,
+        database: None,
+        proxy: None,
         stop: Some(stop),
         running: Some(running),
     }

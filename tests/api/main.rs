@@ -7,6 +7,11 @@ mod hostile;
 mod modem_faults;
 mod ops;
 mod policy;
+mod postgres;
+#[path = "../support/postgres.rs"]
+mod postgres_server;
 mod redaction;
 mod send_verify;
 mod sms_encoding;
+#[path = "../support/tcp_proxy.rs"]
+mod tcp_proxy;

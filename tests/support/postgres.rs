@@ -343,7 +343,10 @@ fn start(bin: &Path, root: &Path, data: &Path, port_file: &Path) -> u16 {
         });
     }
     let started = reaper.status().expect("start the test PostgreSQL");
-    assert!(started.success(), "cannot start the test PostgreSQL: {started}");
+    assert!(
+        started.success(),
+        "cannot start the test PostgreSQL: {started}"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !ready(bin, port) {
         assert!(

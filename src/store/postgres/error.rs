@@ -36,7 +36,7 @@ pub(super) fn from_pg(error: tokio_postgres::Error) -> StoreError {
         }
         Some(db) => StoreError::Backend(format!("{}: {}", db.code().code(), db.message())),
         // No answer from the server: the socket closed, a timeout, a refused connect.
-        None => StoreError::Unavailable(error.to_string()),
+        None => StoreError::Unavailable(with_causes(&error)),
     }
 }
 
@@ -48,4 +48,17 @@ pub(super) fn from_pool(error: PoolError) -> StoreError {
         }
         other => StoreError::Unavailable(other.to_string()),
     }
+}
+
+/// An error's message followed by its causes' ("error connecting to server: Connection
+/// refused (os error 111)").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    text
 }

@@ -138,6 +138,52 @@ pub struct PgStore {
     lease: chrono::Duration,
     /// Only its [`Clock::shift`] is used: the time is the database's.
     clock: Arc<dyn Clock>,
+    reconnect: Arc<Reconnect>,
+}
+
+/// Backoff for new connections while the database is unreachable: after a failed
+/// connect, requests are answered "unavailable" at once for a while (100 ms doubling
+/// to 5 s) instead of each trying, and waiting for, a connection of its own.
+#[derive(Debug, Default)]
+struct Reconnect {
+    /// Set while connects fail: the common path reads only this.
+    failing: std::sync::atomic::AtomicBool,
+    state: std::sync::Mutex<(Option<std::time::Instant>, std::time::Duration)>,
+}
+
+impl Reconnect {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Option<std::time::Instant>, std::time::Duration)> {
+        // Two plain values: a panic elsewhere cannot leave them torn.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// When the next attempt may be made, if not now.
+    fn wait_until(&self) -> Option<std::time::Instant> {
+        if !self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        self.lock().0.filter(|at| *at > std::time::Instant::now())
+    }
+
+    fn failed(&self) {
+        let mut state = self.lock();
+        state.1 = (state.1 * 2).clamp(Self::FIRST, Self::MOST);
+        state.0 = Some(std::time::Instant::now() + state.1);
+        self.failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn succeeded(&self) {
+        if self
+            .failing
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            *self.lock() = (None, std::time::Duration::ZERO);
+        }
+    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -178,6 +224,7 @@ impl PgStore {
             node: node.to_owned(),
             lease: chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(15)),
             clock,
+            reconnect: Arc::default(),
         };
         let mut client = store.client().await?;
         migrate::migrate(&mut client).await?;
@@ -198,8 +245,28 @@ impl PgStore {
         })
     }
 
+    /// A connection from the pool (a new one if none is idle).
     pub(crate) async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(from_pool)
+        if let Some(at) = self.reconnect.wait_until() {
+            return Err(StoreError::Unavailable(format!(
+                "the database was unreachable moments ago; trying again in {} ms",
+                at.saturating_duration_since(std::time::Instant::now())
+                    .as_millis()
+            )));
+        }
+        match self.pool.get().await {
+            Ok(client) => {
+                self.reconnect.succeeded();
+                Ok(client)
+            }
+            Err(e) => {
+                let error = from_pool(e);
+                if error.is_unavailable() {
+                    self.reconnect.failed();
+                }
+                Err(error)
+            }
+        }
     }
 
     /// The test clock's shift, `$1` of every statement that reads the time.

@@ -1,0 +1,7 @@
+//! Several real `sms2fa` daemons on one PostgreSQL database: what the cluster promises,
+//! and the operator commands that talk to the database.
+
+#[path = "../support/postgres.rs"]
+mod postgres_server;
+
+mod check_config;
