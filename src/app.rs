@@ -160,6 +160,11 @@ impl Application {
             .run(stop.child_token()),
         ));
 
+        background.push(tokio::spawn(crate::heartbeat::run(
+            store.clone(),
+            modems.clone(),
+            stop.child_token(),
+        )));
         let policy = Policy::from_config(config);
         // Shared behind one Arc: axum clones the state for every request.
         let twofa = Arc::new(TwoFactor::new(
@@ -174,6 +179,7 @@ impl Application {
             clock,
             metrics: Arc::new(Metrics::new()),
             http_heartbeat: Heartbeat::new(),
+            node: config.cluster.node_name(),
         });
         let accounts = Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts)));
         let reloader = Reloader {

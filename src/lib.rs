@@ -7,6 +7,7 @@ pub mod app;
 pub mod at;
 pub mod config;
 pub mod dispatch;
+pub mod heartbeat;
 pub mod housekeeping;
 pub mod metrics;
 pub mod modem;

@@ -77,6 +77,7 @@ fn harness() -> &'static Harness {
                 clock,
                 metrics: Arc::new(Metrics::new()),
                 http_heartbeat: Heartbeat::new(),
+                node: "fuzz".into(),
             });
             let state = AppState {
                 accounts: Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts))),

@@ -19,7 +19,7 @@ use serde_json::json;
 pub use auth::{Accounts, LiveAccounts};
 pub use error::{ApiError, ErrorCode};
 pub use limits::BodyLimits;
-pub use ops::{mask_imei, openapi_document, registration_name, state_name, Ops, OPENAPI_YAML};
+pub use ops::{openapi_document, Ops, OPENAPI_YAML};
 
 use crate::service::TwoFactor;
 

@@ -14,9 +14,8 @@ use tracing::Instrument;
 
 use super::error::ErrorCode;
 use super::{ApiError, AppState};
-use crate::at::RegState;
 use crate::metrics::{Metrics, ModemSample, Sample};
-use crate::modem::{ModemHandle, ModemState};
+use crate::modem::{registration_name, state_name, ModemHandle, ModemState};
 use crate::otp::Clock;
 use crate::store::SharedStore;
 use crate::systemd::Heartbeat;
@@ -33,6 +32,8 @@ pub struct Ops {
     pub metrics: Arc<Metrics>,
     /// Beaten by every HTTP request (a sign of life for the watchdog's log).
     pub http_heartbeat: Heartbeat,
+    /// This host's `[cluster] node` name.
+    pub node: String,
 }
 
 impl Ops {
@@ -100,46 +101,6 @@ fn modem_sample(handle: &ModemHandle) -> ModemSample {
     }
 }
 
-pub fn state_name(state: ModemState) -> &'static str {
-    match state {
-        ModemState::Connecting => "connecting",
-        ModemState::Searching => "searching",
-        ModemState::Ready => "ready",
-        ModemState::Sending => "sending",
-        ModemState::Fatal => "fatal",
-    }
-}
-
-pub fn registration_name(state: RegState) -> &'static str {
-    match state {
-        RegState::NotRegistered => "not_registered",
-        RegState::Home => "home",
-        RegState::Searching => "searching",
-        RegState::Denied => "denied",
-        RegState::Unknown => "unknown",
-        RegState::Roaming => "roaming",
-        RegState::HomeSmsOnly => "home_sms_only",
-        RegState::RoamingSmsOnly => "roaming_sms_only",
-        RegState::EmergencyOnly => "emergency_only",
-    }
-}
-
-/// An IMEI with its serial number hidden: the type allocation code (first 8 digits,
-/// which names the model) and the last 2 stay, so an operator can still tell two
-/// dongles apart.
-pub fn mask_imei(imei: &str) -> String {
-    let chars: Vec<char> = imei.chars().collect();
-    if chars.len() < 12 {
-        return "*".repeat(chars.len());
-    }
-    let tail = chars.len() - 2;
-    chars
-        .iter()
-        .enumerate()
-        .map(|(i, c)| if i < 8 || i >= tail { *c } else { '*' })
-        .collect()
-}
-
 /// `GET /readyz`: 200 when the store answers and at least one modem can send.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let store_ok = state.ops.store_answers().await;
@@ -184,40 +145,48 @@ pub async fn modems(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     state.accounts.authenticate(&headers)?;
-    let queued = state.ops.store.queue_depth().await.map_err(|e| {
+    let ops = &state.ops;
+    let queued = ops.store.queue_depth().await.map_err(|e| {
         tracing::warn!(error = %e, "cannot read the queue depth");
         ApiError::internal()
     })?;
-    let modems: Vec<Value> = state.ops.modems.iter().map(modem_json).collect();
+    // This host's modems as they are now; the others' as their hosts' last heartbeats
+    // left them.
+    let now = ops
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut modems: Vec<Value> = ops
+        .modems
+        .iter()
+        .map(|modem| on_host(modem.describe(), &ops.node, &now, false))
+        .collect();
+    let hosts = ops.store.hosts().await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read the other hosts' heartbeats");
+        ApiError::internal()
+    })?;
+    for host in hosts.into_iter().filter(|h| h.node != ops.node) {
+        let seen = host
+            .seen_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        for (_, status) in host.modems {
+            modems.push(on_host(status, &host.node, &seen, host.down));
+        }
+    }
     Ok(Json(
-        json!({"code": 200, "queued": queued, "modems": modems}),
+        json!({"code": 200, "host": ops.node, "queued": queued, "modems": modems}),
     ))
 }
 
-fn modem_json(handle: &ModemHandle) -> Value {
-    let name = handle.name.as_str();
-    let status = handle.status.borrow();
-    let identity = &status.identity;
-    json!({
-        "name": name,
-        "state": state_name(status.state),
-        "manufacturer": identity.manufacturer,
-        "model": identity.model,
-        "firmware": identity.firmware,
-        "imei": identity.imei.as_deref().map(mask_imei),
-        "operator": status.health.operator,
-        "registration": status.health.registration.map(registration_name),
-        "signal_dbm": status.health.signal_dbm,
-        "sent": status.sent,
-        "failed": status.failed,
-        "delivered": handle.delivered.load(std::sync::atomic::Ordering::Relaxed),
-        // One message at a time per modem: the rest waits in the shared queue.
-        "in_flight": u8::from(status.state == ModemState::Sending),
-        "last_sent_at": status
-            .last_sent_at
-            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        "last_error": status.last_error,
-    })
+/// A modem's description with the host it belongs to, when that host was last heard
+/// of, and whether it counts as down.
+fn on_host(mut modem: Value, host: &str, seen_at: &str, down: bool) -> Value {
+    if let Some(fields) = modem.as_object_mut() {
+        fields.insert("host".into(), host.into());
+        fields.insert("host_seen_at".into(), seen_at.into());
+        fields.insert("host_down".into(), down.into());
+    }
+    modem
 }
 
 /// `GET /openapi.json`: `docs/openapi.yaml`, converted once.
@@ -314,12 +283,6 @@ pub async fn track(State(ops): State<Arc<Ops>>, request: Request, next: Next) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn imei_keeps_model_code_and_last_digits() {
-        assert_eq!(mask_imei("356938035643809"), "35693803*****09");
-        assert_eq!(mask_imei("12345"), "*****");
-    }
 
     #[test]
     fn the_embedded_description_parses() {

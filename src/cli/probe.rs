@@ -7,9 +7,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use sms2fa::api::{mask_imei, registration_name};
 use sms2fa::at::{parse_cops, parse_cpin, parse_csq, parse_registration, RegState, SimState};
 use sms2fa::modem::{initialize, open_port, AtSession, CommandError, ModemIdentity, PinGuard};
+use sms2fa::modem::{mask_imei, registration_name};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Init can wait for a busy SIM (up to 30 s); give it a little more.

@@ -1,11 +1,13 @@
 //! The IO shell around the AT engine: one task per configured modem, owning its port.
 
+mod describe;
 mod health;
 mod init;
 mod port;
 mod session;
 mod task;
 
+pub use describe::{mask_imei, registration_name, state_name};
 pub use health::Health;
 pub use init::{initialize, InitError, ModemIdentity, PinGuard};
 pub use port::open_port;

@@ -48,6 +48,12 @@ pub enum StoreError {
         ours: String,
         key_file: String,
     },
+    /// Another live process heartbeats under this host's `[cluster] node` name.
+    #[error(
+        "another sms2fa is running as node {node:?} on this database (its heartbeat stays \
+         fresh); give every host a [cluster] node name of its own"
+    )]
+    NodeTaken { node: String },
     /// The schema in the database is newer than this build knows.
     #[error(
         "the database schema is at version {found}, newer than this build's {known}; \

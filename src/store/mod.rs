@@ -17,6 +17,7 @@
 //! several hosts).
 
 mod at_rest;
+mod cluster;
 mod codes;
 mod error;
 pub(crate) mod idempotency;
@@ -36,6 +37,7 @@ use crate::config::{Backend, ClusterConfig, StorageConfig};
 use crate::otp::{Clock, SecretKey};
 
 pub use at_rest::AtRest;
+pub use cluster::{ClusterStore, HostBeat, ModemBeat};
 pub use codes::{CodeStore, Issued, Judge, NewCode, NewMessage};
 pub use error::StoreError;
 pub use idempotency::{Begin, IdempotencyStore, StoredAnswer, ABANDONED_AFTER, IDEMPOTENCY_WINDOW};
@@ -51,7 +53,14 @@ pub use scope::ScopeState;
 /// The whole store, as the daemon holds it.
 #[async_trait]
 pub trait Store:
-    CodeStore + OutboxStore + IdempotencyStore + ReportStore + RetentionStore + Send + Sync
+    CodeStore
+    + OutboxStore
+    + IdempotencyStore
+    + ReportStore
+    + RetentionStore
+    + ClusterStore
+    + Send
+    + Sync
 {
     /// The backend's name, as `[storage] backend` spells it.
     fn backend(&self) -> &'static str;

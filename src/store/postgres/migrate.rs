@@ -10,7 +10,10 @@ use super::error::from_pg;
 use crate::store::StoreError;
 
 /// (version, name, SQL), in order.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "store", include_str!("migrations/0001_store.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "store", include_str!("migrations/0001_store.sql")),
+    (2, "cluster", include_str!("migrations/0002_cluster.sql")),
+];
 
 /// The schema version this build writes.
 pub const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -17,6 +17,7 @@
 //!
 //! Schema: `migrations/` (applied at start, [`migrate`]).
 
+mod cluster;
 mod codes;
 mod connect;
 pub(crate) mod error;
@@ -25,6 +26,8 @@ pub mod migrate;
 mod outbox;
 mod reports;
 mod retention;
+#[cfg(test)]
+mod tests;
 mod tls;
 
 use std::sync::Arc;
@@ -139,6 +142,8 @@ pub struct PgStore {
     /// Only its [`Clock::shift`] is used: the time is the database's.
     clock: Arc<dyn Clock>,
     reconnect: Arc<Reconnect>,
+    /// This process's id under `node` (see `hosts` in the schema).
+    instance: i64,
 }
 
 /// Backoff for new connections while the database is unreachable: after a failed
@@ -225,10 +230,13 @@ impl PgStore {
             lease: chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(15)),
             clock,
             reconnect: Arc::default(),
+            instance: rand::random(),
         };
         let mut client = store.client().await?;
         migrate::migrate(&mut client).await?;
         store.check_key(&client).await?;
+        drop(client);
+        store.register().await?;
         Ok(store)
     }
 
@@ -314,9 +322,11 @@ impl Store for PgStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
-        // Every call committed before it returned; the connections just go.
+        // Every call committed before it returned; the name is let go so that a
+        // restart need not wait out the lease, and the connections go.
+        let unregistered = self.unregister().await;
         self.pool.close();
-        Ok(())
+        unregistered
     }
 }
 

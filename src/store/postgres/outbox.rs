@@ -1,6 +1,10 @@
 //! The outbox on PostgreSQL: claimed with `FOR UPDATE SKIP LOCKED` under a lease and
 //! a fencing token; every later write by the holder is conditional on the token, so a
 //! host presumed dead cannot undo what another host did after it took over.
+//!
+//! A message sent `from` the number of another live host's ready modem is left to
+//! that host (by the heartbeats in `host_modems`); this host's own modems are its
+//! dispatcher's to choose.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -68,10 +72,18 @@ impl OutboxStore for PgStore {
         in_transaction!(self, |tx, now| {
             let rows = tx
                 .query(
-                    "SELECT id, account, sealed, expires_at, attempts, unconfirmed, last_modem \
-                     FROM outbox WHERE state = 'queued' AND due_at <= $1 \
-                     ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED",
-                    &[&now, &CLAIM_BATCH],
+                    "SELECT o.id, o.account, o.sealed, o.expires_at, o.attempts, \
+                       o.unconfirmed, o.last_modem \
+                     FROM outbox o WHERE o.state = 'queued' AND o.due_at <= $1 \
+                       AND (NOT EXISTS ( \
+                         SELECT 1 FROM host_modems m JOIN hosts h ON h.node = m.host \
+                         WHERE m.number_digest = o.from_digest AND m.host <> $3 AND m.ready \
+                           AND h.seen_at >= $1 - $4::bigint * interval '1 microsecond') \
+                       OR EXISTS ( \
+                         SELECT 1 FROM host_modems mine \
+                         WHERE mine.host = $3 AND mine.number_digest = o.from_digest)) \
+                     ORDER BY o.due_at, o.id LIMIT $2 FOR UPDATE OF o SKIP LOCKED",
+                    &[&now, &CLAIM_BATCH, &self.node, &self.lease_micros()],
                 )
                 .await?;
             for row in rows {

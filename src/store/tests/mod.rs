@@ -2,7 +2,7 @@
 //! backend (`behaviour!` below makes one test per backend and case). What only one
 //! backend can show (its files, its key layout) is tested beside that backend.
 
-mod fixture;
+pub mod fixture;
 
 use std::sync::Arc;
 
