@@ -5,3 +5,8 @@
 mod postgres_server;
 
 mod check_config;
+// The suites' process helpers, shared; not every one is used here.
+#[allow(dead_code)]
+#[path = "../reliability/daemon.rs"]
+mod daemon;
+mod hosts;
