@@ -173,7 +173,7 @@ fn server_user() -> Option<(u32, u32)> {
     Some(unsafe { ((*record).pw_uid, (*record).pw_gid) })
 }
 
-fn as_server_user(command: &mut Command) -> &mut Command {
+pub fn as_server_user(command: &mut Command) -> &mut Command {
     if let Some((uid, gid)) = server_user() {
         // std drops the supplementary groups too when it changes the user from root.
         command.uid(uid).gid(gid);
@@ -181,7 +181,7 @@ fn as_server_user(command: &mut Command) -> &mut Command {
     command
 }
 
-fn chown_to_server_user(path: &Path) {
+pub fn chown_to_server_user(path: &Path) {
     if let Some((uid, gid)) = server_user() {
         std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown");
     }
@@ -247,14 +247,14 @@ fn throwaway() -> Server {
 
 /// Whether the server accepts sessions (not merely TCP connections: it does that
 /// while still starting up).
-fn ready(bin: &Path, port: u16) -> bool {
+pub fn ready(bin: &Path, port: u16) -> bool {
     Command::new(bin.join("pg_isready"))
         .args(["-q", "-h", "127.0.0.1", "-t", "2", "-p", &port.to_string()])
         .status()
         .is_ok_and(|status| status.success())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("address").port()
 }
