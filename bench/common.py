@@ -168,15 +168,17 @@ class Client:
             self.conn.close()
 
 
-def sms2fa_config(path, listen, state, modems, extra_otp="", accounts=1):
-    """A config with limits raised for benchmarks; modems = list of device paths."""
+def sms2fa_config(path, listen, state, modems, extra_otp="", accounts=1, database=None):
+    """A config with limits raised for benchmarks; modems = list of device paths;
+    database = a PostgreSQL URL for backend = "postgres" (else sled)."""
+    storage = f'backend = "postgres"\nurl = "{database}"\n' if database else ""
     text = f"""[http]
 listen = "{listen}"
 max_body_bytes = 16384
 
 [storage]
 path = "{state}"
-
+{storage}
 [otp]
 ttl_secs = 600
 resend_cooldown_secs = 0
@@ -232,3 +234,57 @@ def machine():
         pass
     mem = os.sysconf("SC_PHYS_PAGES") * PAGE / (1 << 30)
     return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {os.uname().sysname} {os.uname().release}"
+
+
+class Postgres:
+    """A PostgreSQL cluster of Debian's `postgresql` package for one benchmark run, in
+    `root`, on loopback, run as `nobody` when we are root (PostgreSQL refuses root).
+    Durability as shipped (fsync on, synchronous_commit on): a send is answered only
+    once its commit is on disk, as with sled. Stopped by stop()."""
+
+    def __init__(self, root, shared_buffers="256MB"):
+        ensure_apt({"pg_ctlcluster": "postgresql"})
+        self.bin = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name))[-1]
+        self.data = Path(root) / "pgdata"
+        self.port = free_port()
+        self.user = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+        Path(root).chmod(0o755)
+        self.data.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.data, "nobody", "nogroup")
+        subprocess.run(self.user + [str(self.bin / "initdb"), "--auth=trust", "--username=postgres",
+                                    "--locale=C", "-D", str(self.data)],
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{self.data}'\n"
+                       f"shared_buffers = {shared_buffers}\nmax_connections = 200\n")
+        self.log = open(Path(root) / "postgres.log", "w")
+        self.proc = subprocess.Popen(self.user + [str(self.bin / "postgres"), "-D", str(self.data)],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(lambda: subprocess.run([str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1",
+                                         "-p", str(self.port)]).returncode == 0, 30, "PostgreSQL")
+        self.psql("CREATE DATABASE sms2fa")
+
+    def psql(self, statement, database="postgres"):
+        return subprocess.run([str(self.bin / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+                               "-U", "postgres", "-d", database, "-tAc", statement],
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    def url(self, database="sms2fa"):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def pids(self):
+        """The server's processes (postmaster and backends)."""
+        return proc_children(self.proc.pid)
+
+    def stop(self):
+        stop(self.proc)
+        self.log.close()
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -5,6 +5,10 @@
 //!   cargo bench --bench drain                 # full run, writes a Markdown table
 //!   cargo bench --bench drain -- --quick      # a smoke run (CI)
 //!
+//! Each measurement runs on both stores: sled, and PostgreSQL (a cluster of Debian's
+//! package started for the run on this machine, durability as shipped, a fresh
+//! database per run), on the same simulated modems.
+//!
 //! Reports SMS/s, AT commands and serial bytes per SMS (counted by the simulator, so
 //! they are what crossed the line), and process CPU time per SMS (daemon and simulator
 //! together: they share the process). With N modems taking a fixed radio time per
@@ -15,6 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sms2fa::app::Application;
+#[allow(dead_code)]
+#[path = "../tests/support/postgres.rs"]
+mod postgres_server;
 use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
 use sms2fa::sim::{SimHandle, SimOptions, SimPort, SmsLog};
 use tokio::sync::Semaphore;
@@ -44,7 +51,7 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn drain(modems: usize, delay: Duration, messages: usize) -> Run {
+async fn drain(modems: usize, delay: Duration, messages: usize, database: Option<&str>) -> Run {
     let state = tempfile::tempdir().expect("temp dir");
     let log = SmsLog::in_memory();
     let handles: Vec<SimHandle> = (0..modems).map(|_| SimHandle::new()).collect();
@@ -66,6 +73,10 @@ async fn drain(modems: usize, delay: Duration, messages: usize) -> Run {
     let mut config = Config::parse("", Path::new("bench"), Requirements::Nothing).expect("config");
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.storage.path = state.path().join("state");
+    if let Some(url) = database {
+        config.storage.backend = sms2fa::config::Backend::Postgres;
+        config.storage.url = Some(url.to_owned());
+    }
     config.otp.resend_cooldown_secs = 0;
     config.otp.max_sends_per_account_per_minute = 1_000_000;
     config.otp.max_sends_per_number_per_day = 1_000_000;
@@ -175,51 +186,88 @@ async fn main() {
     } else {
         (3, 1000, 10, Duration::from_secs(2))
     };
+    // PostgreSQL with durability as shipped, on this machine; a database per run.
+    let root = tempfile::tempdir().expect("temp dir");
+    std::fs::set_permissions(
+        root.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let cluster = postgres_server::Cluster::start(&root.path().join("pg"), "");
+    let mut databases = 0;
+    let mut fresh_database = async || {
+        databases += 1;
+        cluster.database(&format!("drain{databases}")).await
+    };
 
-    println!("## Drain, zero radio delay ({zero_messages} codes, median of {zero_runs} runs)\n");
-    let runs: Vec<Run> = {
+    println!(
+        "## Drain, zero radio delay ({zero_messages} codes, median of {zero_runs} runs per store)\n"
+    );
+    println!(
+        "| store | SMS/s | AT commands per SMS | bytes written to the modem per SMS | CPU ms per SMS (daemon) |"
+    );
+    println!("|---|---|---|---|---|");
+    let mut rates = Vec::new();
+    for backend in ["sled", "postgres"] {
         let mut runs = Vec::new();
         for _ in 0..zero_runs {
-            runs.push(drain(1, Duration::ZERO, zero_messages).await);
+            let database = match backend {
+                "postgres" => Some(fresh_database().await),
+                _ => None,
+            };
+            runs.push(drain(1, Duration::ZERO, zero_messages, database.as_deref()).await);
         }
-        runs
-    };
-    println!(
-        "| SMS/s | AT commands per SMS | bytes written to the modem per SMS | CPU ms per SMS |"
-    );
-    println!("|---|---|---|---|");
-    println!(
-        "| {:.0} | {:.2} | {:.0} | {:.2} |\n",
-        median(
+        let rate = median(
             runs.iter()
                 .map(|r| (r.messages - 1) as f64 / r.seconds)
-                .collect()
-        ),
-        median(runs.iter().map(|r| r.at_per_sms).collect()),
-        median(runs.iter().map(|r| r.bytes_per_sms).collect()),
-        median(runs.iter().map(|r| r.cpu_ms_per_sms).collect()),
+                .collect(),
+        );
+        rates.push(rate);
+        println!(
+            "| {backend} | {rate:.0} | {:.2} | {:.0} | {:.2} |",
+            median(runs.iter().map(|r| r.at_per_sms).collect()),
+            median(runs.iter().map(|r| r.bytes_per_sms).collect()),
+            median(runs.iter().map(|r| r.cpu_ms_per_sms).collect()),
+        );
+    }
+    println!(
+        "\npostgres / sled at zero radio delay: {:.1} %\n",
+        100.0 * rates[1] / rates[0]
     );
 
     println!(
         "## Scaling, {} ms radio time per `+CMGS` ({scale_messages_per_modem} codes per modem)\n",
         scale_delay.as_millis()
     );
-    println!("| modems | SMS | seconds | SMS/s | ideal N / delay | of ideal |");
-    println!("|---|---|---|---|---|---|");
-    for modems in [1, 2, 4, 8] {
-        let run = drain(modems, scale_delay, modems * scale_messages_per_modem).await;
-        // The first SMS of each modem lands after one radio time; the clock starts at the
-        // first SMS of all, so N modems deliver N·k − 1 SMS in (k − 1) radio times + ε.
-        let rate = (run.messages - run.modems) as f64 / run.seconds;
-        let ideal = run.modems as f64 / run.delay.as_secs_f64();
-        println!(
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.1} % |",
-            run.modems,
-            run.messages,
-            run.seconds,
-            rate,
-            ideal,
-            100.0 * rate / ideal
-        );
+    println!("| store | modems | SMS | seconds | SMS/s | ideal N / delay | of ideal |");
+    println!("|---|---|---|---|---|---|---|");
+    for backend in ["sled", "postgres"] {
+        for modems in [1, 2, 4, 8] {
+            let database = match backend {
+                "postgres" => Some(fresh_database().await),
+                _ => None,
+            };
+            let run = drain(
+                modems,
+                scale_delay,
+                modems * scale_messages_per_modem,
+                database.as_deref(),
+            )
+            .await;
+            // The first SMS of each modem lands after one radio time; the clock starts
+            // at the first SMS of all, so N modems deliver N·k − 1 SMS in (k − 1) radio
+            // times + ε.
+            let rate = (run.messages - run.modems) as f64 / run.seconds;
+            let ideal = run.modems as f64 / run.delay.as_secs_f64();
+            println!(
+                "| {backend} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} % |",
+                run.modems,
+                run.messages,
+                run.seconds,
+                rate,
+                ideal,
+                100.0 * rate / ideal
+            );
+        }
     }
 }

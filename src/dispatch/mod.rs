@@ -139,9 +139,20 @@ impl Dispatcher {
                 () = tokio::time::sleep(sleep_for) => {}
                 Some(finished) = done_rx.recv() => {
                     busy[finished.modem_index] = false;
-                    if let Err(e) = self.record(&finished).await {
+                    // The modem's next message is claimed while this one is recorded:
+                    // on a database the two round-trip chains overlap instead of
+                    // adding up. (A crash in between leaves this one `submitting`, as a
+                    // crash before its record always did.)
+                    let (recorded, handed_out) = tokio::join!(
+                        self.record(&finished),
+                        self.hand_out(&mut busy, &done_tx)
+                    );
+                    if let Err(e) = recorded {
                         tracing::warn!(error = %e, message_id = %finished.message.id, "cannot record a send yet; will retry");
                         unrecorded.push_back(finished);
+                    }
+                    if let Err(e) = handed_out {
+                        tracing::warn!(error = %e, "cannot hand out work; will retry");
                     }
                 }
                 Some(report) = reports.recv() => {

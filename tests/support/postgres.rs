@@ -359,3 +359,83 @@ fn start(bin: &Path, root: &Path, data: &Path, port_file: &Path) -> u16 {
     std::fs::write(port_file, port.to_string()).expect("port file");
     port
 }
+
+/// A cluster of its own with durability as shipped (fsync and synchronous commit on),
+/// run in the foreground as the server user and stopped (SIGKILL) when dropped: for
+/// benchmarks that compare stores fairly, and suites that kill the server on purpose.
+pub struct Cluster {
+    pub port: u16,
+    pub data: PathBuf,
+    pub child: std::process::Child,
+}
+
+impl Cluster {
+    /// `initdb` in `data` (created), `extra` appended to its postgresql.conf, started.
+    pub fn start(data: &Path, extra: &str) -> Self {
+        let bin = bin_dir();
+        std::fs::create_dir_all(data).expect("data folder");
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        chown_to_server_user(data);
+        let status = as_server_user(&mut Command::new(bin.join("initdb")))
+            .args(["--auth=trust", "--username=postgres", "--locale=C", "-D"])
+            .arg(data)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("initdb");
+        assert!(status.success(), "initdb failed");
+        let port = free_port();
+        let conf = format!(
+            "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
+             max_connections = 200\nshared_buffers = 256MB\n{extra}\n",
+            data.display()
+        );
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .expect("postgresql.conf");
+        std::io::Write::write_all(&mut file, conf.as_bytes()).expect("write conf");
+        let log = File::create(data.with_extension("log")).expect("log");
+        let child = as_server_user(&mut Command::new(bin.join("postgres")))
+            .arg("-D")
+            .arg(data)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start postgres");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ready(&bin, port) {
+            assert!(Instant::now() < deadline, "postgres does not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            port,
+            data: data.to_owned(),
+            child,
+        }
+    }
+
+    /// A superuser URL of `database` (created first when it is not `postgres`).
+    pub async fn database(&self, database: &str) -> String {
+        let url = |db: &str| format!("postgresql://postgres@127.0.0.1:{}/{db}", self.port);
+        if database != "postgres" {
+            let (client, connection) =
+                tokio_postgres::connect(&url("postgres"), tokio_postgres::NoTls)
+                    .await
+                    .expect("connect");
+            tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE DATABASE {database}"))
+                .await
+                .expect("create database");
+        }
+        url(database)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -110,16 +110,20 @@ impl CodeStore for PgStore {
             // scope row is locked next (sent in the same round trip, run in order).
             let number_params: [&(dyn ToSql + Sync); 2] = [&account, &number];
             let scope_params: [&(dyn ToSql + Sync); 3] = [&account, &new.scope.service, &number];
-            let history_row = tx.query_one(
-                "INSERT INTO number_sends AS n (account, number_digest, sends, last_send) \
-                 VALUES ($1, $2, '{}', '-infinity') \
-                 ON CONFLICT (account, number_digest) DO UPDATE SET account = n.account \
-                 RETURNING n.sends",
-                &number_params,
-            );
-            let scope_row = tx.query_opt(SELECT_SCOPE_FOR_UPDATE, &scope_params);
-            let history_row = history_row.await?;
-            let scope_row = scope_row.await?;
+            let upsert_history = tx
+                .prepare(
+                    "INSERT INTO number_sends AS n (account, number_digest, sends, last_send) \
+                     VALUES ($1, $2, '{}', '-infinity') \
+                     ON CONFLICT (account, number_digest) DO UPDATE SET account = n.account \
+                     RETURNING n.sends",
+                )
+                .await?;
+            let lock_scope = tx.prepare(SELECT_SCOPE_FOR_UPDATE).await?;
+            let history_row = tx.run_one(&upsert_history, &number_params);
+            let scope_row = tx.run_opt(&lock_scope, &scope_params);
+            let (history_row, scope_row) = tokio::join!(history_row, scope_row);
+            // In statement order: the first error is the cause of any after it.
+            let (history_row, scope_row) = (history_row?, scope_row?);
             let mut sends = SendHistory {
                 sends: history_row.get(0),
             };
@@ -189,33 +193,40 @@ impl CodeStore for PgStore {
                 [&new.message.id, &account, &now, &record_json];
             let outbox_params: [&(dyn ToSql + Sync); 6] =
                 [&new.message.id, &account, &sealed, &from, &now, &expires_at];
-            let history = tx.execute(
-                "UPDATE number_sends SET sends = $3, last_send = $4 \
-                 WHERE account = $1 AND number_digest = $2",
-                &history_params,
-            );
-            let scope = tx.execute(
-                "INSERT INTO scopes (account, service, number_digest, code_hash, \
-                   code_created_at, code_expires_at, code_attempts, code_max_attempts, \
-                   code_message_id, failures, locked_until) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                 ON CONFLICT (account, service, number_digest) DO UPDATE SET \
-                   code_hash = $4, code_created_at = $5, code_expires_at = $6, \
-                   code_attempts = $7, code_max_attempts = $8, code_message_id = $9, \
-                   failures = $10, locked_until = $11, version = scopes.version + 1",
-                &scope_params,
-            );
-            let message = tx.execute(
-                "INSERT INTO messages (id, account, created_at, status, record) \
-                 VALUES ($1, $2, $3, 'queued', $4)",
-                &message_params,
-            );
-            let outbox = tx.execute(
-                "INSERT INTO outbox (id, account, sealed, from_digest, due_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &outbox_params,
-            );
-            tokio::try_join!(history, scope, message, outbox)?;
+            let statements = [
+                tx.prepare(
+                    "UPDATE number_sends SET sends = $3, last_send = $4 \
+                     WHERE account = $1 AND number_digest = $2",
+                )
+                .await?,
+                tx.prepare(
+                    "INSERT INTO scopes (account, service, number_digest, code_hash, \
+                       code_created_at, code_expires_at, code_attempts, code_max_attempts, \
+                       code_message_id, failures, locked_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (account, service, number_digest) DO UPDATE SET \
+                       code_hash = $4, code_created_at = $5, code_expires_at = $6, \
+                       code_attempts = $7, code_max_attempts = $8, code_message_id = $9, \
+                       failures = $10, locked_until = $11, version = scopes.version + 1",
+                )
+                .await?,
+                tx.prepare(
+                    "INSERT INTO messages (id, account, created_at, status, record) \
+                     VALUES ($1, $2, $3, 'queued', $4)",
+                )
+                .await?,
+                tx.prepare(
+                    "INSERT INTO outbox (id, account, sealed, from_digest, due_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .await?,
+            ];
+            let history = tx.run(&statements[0], &history_params);
+            let scope = tx.run(&statements[1], &scope_params);
+            let message = tx.run(&statements[2], &message_params);
+            let outbox = tx.run(&statements[3], &outbox_params);
+            let written = tokio::join!(history, scope, message, outbox);
+            (written.0?, written.1?, written.2?, written.3?);
 
             // The account's rate, last: its row is held only until the commit.
             let now_us = now.timestamp_micros();

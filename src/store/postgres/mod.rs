@@ -26,6 +26,7 @@ pub mod migrate;
 mod outbox;
 mod reports;
 mod retention;
+mod statements;
 #[cfg(test)]
 mod tests;
 mod tls;
@@ -33,7 +34,8 @@ mod tls;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Object, Pool};
+use deadpool_postgres::Pool;
+use statements::Conn;
 
 pub use connect::{ConnectError, ConnectOptions};
 
@@ -73,29 +75,33 @@ macro_rules! in_transaction {
         loop {
             tries += 1;
             let attempt: Result<_, $crate::store::postgres::TxError> = async {
-                let transaction = client.transaction().await?;
-                let $now: chrono::DateTime<chrono::Utc> = transaction
-                    .query_one($crate::store::postgres::NOW, &[&store.shift()])
+                let $now: chrono::DateTime<chrono::Utc> = client
+                    .begin($crate::store::postgres::NOW, &[&store.shift()])
                     .await?
                     .get(0);
                 let outcome = {
-                    let $tx = &transaction;
+                    let $tx = &client.tx();
                     let outcome: Result<_, $crate::store::postgres::TxError> =
                         async { $body }.await;
-                    outcome?
+                    outcome
                 };
-                match outcome {
+                match outcome? {
                     $crate::store::postgres::Outcome::Commit(value) => {
-                        transaction.commit().await?;
+                        client.commit().await?;
                         Ok(value)
                     }
                     $crate::store::postgres::Outcome::Rollback(value) => {
-                        transaction.rollback().await?;
+                        client.rollback().await?;
                         Ok(value)
                     }
                 }
             }
             .await;
+            if attempt.is_err() {
+                // A failed statement leaves the transaction aborted: end it, or the
+                // connection is closed rather than pooled (`Conn`'s drop).
+                let _ = client.rollback().await;
+            }
             match attempt {
                 Ok(value) => break Ok(value),
                 Err($crate::store::postgres::TxError::Pg(e))
@@ -233,7 +239,7 @@ impl PgStore {
             instance: rand::random(),
         };
         let mut client = store.client().await?;
-        migrate::migrate(&mut client).await?;
+        migrate::migrate(client.object_mut()).await?;
         store.check_key(&client).await?;
         drop(client);
         store.register().await?;
@@ -254,7 +260,7 @@ impl PgStore {
     }
 
     /// A connection from the pool (a new one if none is idle).
-    pub(crate) async fn client(&self) -> Result<Object, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Conn, StoreError> {
         if let Some(at) = self.reconnect.wait_until() {
             return Err(StoreError::Unavailable(format!(
                 "the database was unreachable moments ago; trying again in {} ms",
@@ -265,7 +271,7 @@ impl PgStore {
         match self.pool.get().await {
             Ok(client) => {
                 self.reconnect.succeeded();
-                Ok(client)
+                Ok(Conn::new(client))
             }
             Err(e) => {
                 let error = from_pool(e);
@@ -284,7 +290,7 @@ impl PgStore {
 
     /// The first host to use the database records the key's fingerprint; every other
     /// must have the same.
-    async fn check_key(&self, client: &Object) -> Result<(), StoreError> {
+    async fn check_key(&self, client: &Conn) -> Result<(), StoreError> {
         let ours = self.at_rest.key_fingerprint();
         client
             .execute(

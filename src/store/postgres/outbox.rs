@@ -2,20 +2,26 @@
 //! a fencing token; every later write by the holder is conditional on the token, so a
 //! host presumed dead cannot undo what another host did after it took over.
 //!
+//! Statements that do not depend on each other are prepared, then sent together
+//! (`tokio::join!`, one round trip, in order), and their results read in statement
+//! order, so that when one fails the error reported is its own, not the "transaction
+//! aborted" of those after it.
+//!
 //! A message sent `from` the number of another live host's ready modem is left to
 //! that host (by the heartbeats in `host_modems`); this host's own modems are its
 //! dispatcher's to choose.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio_postgres::Transaction;
 
 use super::error::from_pg;
+use super::statements::Tx;
 use super::{from_json, in_transaction, Outcome, PgStore, TxError};
 use crate::store::{
     Claimed, Lease, MessageRecord, MessageStatus, OutboundMessage, OutboxStore, Route, StoreError,
     Transition, EXPIRED_IN_QUEUE,
 };
+use tokio_postgres::types::ToSql;
 
 /// Due messages locked per claim: how far a claim looks past messages none of this
 /// host's modems can take now (another host's `from` number, say).
@@ -25,10 +31,27 @@ const CLAIM_BATCH: i64 = 32;
 const CLAIMED: &str = "claimed";
 const SUBMITTING: &str = "submitting";
 
-/// Append `transition` to a message's history and set its status, in one statement.
-/// A history already swept away takes nothing.
+/// Append `$3` (a transition) to message `$1`'s history and set its status `$2` (and
+/// the fields of `$4`), in one statement. A history already swept away takes nothing.
+const PUSH_TRANSITION: &str = "UPDATE messages SET status = $2, record = record || $4::jsonb || \
+       jsonb_build_object('status', $2::text, \
+         'history', (record -> 'history') || jsonb_build_array($3::jsonb)) \
+     WHERE id = $1";
+
+const CLAIM: &str = "UPDATE outbox SET state = 'claimed', host = $2, modem = $3, \
+       lease_token = nextval('lease_tokens'), lease_until = $4, attempts = attempts + 1 \
+     WHERE id = $1 RETURNING lease_token";
+
+const RELEASE: &str = "DELETE FROM outbox WHERE id = $1 AND lease_token = $2";
+
+const INDEX_PARTS: &str =
+    "INSERT INTO sent_parts (host, modem, mr, message_id, recipient, sent_at) \
+     SELECT $1, $2, mr, $4, $5, $6 FROM unnest($3::smallint[]) AS mr \
+     ON CONFLICT (host, modem, mr) DO UPDATE SET message_id = excluded.message_id, \
+       recipient = excluded.recipient, sent_at = excluded.sent_at";
+
 pub(super) async fn push_transition(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: &str,
     transition: &Transition,
     extra: Option<serde_json::Value>,
@@ -36,14 +59,8 @@ pub(super) async fn push_transition(
     let status = transition.status.as_str();
     let transition = super::to_json(transition);
     let extra = extra.unwrap_or_else(|| serde_json::json!({}));
-    tx.execute(
-        "UPDATE messages SET status = $2, record = record || $4::jsonb || \
-           jsonb_build_object('status', $2::text, \
-             'history', (record -> 'history') || jsonb_build_array($3::jsonb)) \
-         WHERE id = $1",
-        &[&id, &status, &transition, &extra],
-    )
-    .await?;
+    tx.execute(PUSH_TRANSITION, &[&id, &status, &transition, &extra])
+        .await?;
     Ok(())
 }
 
@@ -114,21 +131,22 @@ impl OutboxStore for PgStore {
                     continue;
                 };
                 message.attempts += 1;
-                let token: i64 = tx
-                    .query_one(
-                        "UPDATE outbox SET state = 'claimed', host = $2, modem = $3, \
-                           lease_token = nextval('lease_tokens'), lease_until = $4, \
-                           attempts = attempts + 1 \
-                         WHERE id = $1 RETURNING lease_token",
-                        &[&message.id, &self.node, &modem, &(now + self.lease)],
-                    )
-                    .await?
-                    .get(0);
                 let mut sending = Transition::new(now, MessageStatus::Sending).on(Some(&modem));
                 if message.attempts > 1 {
                     sending = sending.because(format!("attempt {}", message.attempts));
                 }
-                push_transition(tx, &message.id, &sending, None).await?;
+                let lease_until = now + self.lease;
+                let claim_params: [&(dyn ToSql + Sync); 4] =
+                    [&message.id, &self.node, &modem, &lease_until];
+                // Prepared first, then sent together in this order (see `Tx::prepare`).
+                let claim_statement = tx.prepare(CLAIM).await?;
+                tx.prepare(PUSH_TRANSITION).await?;
+                let (token, pushed) = tokio::join!(
+                    tx.run_one(&claim_statement, &claim_params),
+                    push_transition(tx, &message.id, &sending, None),
+                );
+                let token: i64 = token?.get(0);
+                pushed?;
                 let lease = Lease {
                     message_id: message.id.clone(),
                     token,
@@ -159,32 +177,37 @@ impl OutboxStore for PgStore {
         message_references: Vec<u8>,
     ) -> Result<bool, StoreError> {
         let recipient = self.at_rest.subscriber_digest(&message.to);
+        let references: Vec<i16> = message_references.iter().map(|&mr| i16::from(mr)).collect();
         in_transaction!(self, |tx, now| {
-            if !release(tx, lease).await? {
-                return Ok(Outcome::Rollback(false));
-            }
-            for &mr in &message_references {
-                tx.execute(
-                    "INSERT INTO sent_parts (host, modem, mr, message_id, recipient, sent_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (host, modem, mr) DO UPDATE SET message_id = $4, \
-                       recipient = $5, sent_at = $6",
-                    &[
-                        &self.node,
-                        &modem,
-                        &i16::from(mr),
-                        &message.id,
-                        &recipient,
-                        &now,
-                    ],
-                )
-                .await?;
-            }
             let mut sent = Transition::new(now, MessageStatus::Sent).on(Some(modem));
             sent.message_references = message_references.clone();
             let parts = u8::try_from(message_references.len()).unwrap_or(u8::MAX);
             let counts = serde_json::json!({"parts": parts, "delivered_parts": 0});
-            push_transition(tx, &message.id, &sent, Some(counts)).await?;
+            let part_params: [&(dyn ToSql + Sync); 6] = [
+                &self.node,
+                &modem,
+                &references,
+                &message.id,
+                &recipient,
+                &now,
+            ];
+            // One round trip for all three, prepared first and sent in this order;
+            // rolled back if the lease is gone.
+            let release_statement = tx.prepare(RELEASE).await?;
+            let index_statement = tx.prepare(INDEX_PARTS).await?;
+            tx.prepare(PUSH_TRANSITION).await?;
+            let release_params: [&(dyn ToSql + Sync); 2] = [&lease.message_id, &lease.token];
+            let (released, indexed, pushed) = tokio::join!(
+                tx.run(&release_statement, &release_params),
+                tx.run(&index_statement, &part_params),
+                push_transition(tx, &message.id, &sent, Some(counts)),
+            );
+            let released = released? == 1;
+            if !released {
+                return Ok(Outcome::Rollback(false));
+            }
+            indexed?;
+            pushed?;
             Ok(Outcome::Commit(true))
         })
     }
@@ -265,12 +288,9 @@ impl OutboxStore for PgStore {
 }
 
 /// Take a message out of the outbox if `lease` still holds it.
-async fn release(tx: &Transaction<'_>, lease: &Lease) -> Result<bool, TxError> {
+async fn release(tx: &Tx<'_>, lease: &Lease) -> Result<bool, TxError> {
     let deleted = tx
-        .execute(
-            "DELETE FROM outbox WHERE id = $1 AND lease_token = $2",
-            &[&lease.message_id, &lease.token],
-        )
+        .execute(RELEASE, &[&lease.message_id, &lease.token])
         .await?;
     Ok(deleted == 1)
 }
