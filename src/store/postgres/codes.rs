@@ -226,7 +226,10 @@ impl CodeStore for PgStore {
             let message = tx.run(&statements[2], &message_params);
             let outbox = tx.run(&statements[3], &outbox_params);
             let written = tokio::join!(history, scope, message, outbox);
-            (written.0?, written.1?, written.2?, written.3?);
+            written.0?;
+            written.1?;
+            written.2?;
+            written.3?;
 
             // The account's rate, last: its row is held only until the commit.
             let now_us = now.timestamp_micros();
