@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sms2fa::app::Application;
-#[allow(dead_code)]
 #[path = "../tests/support/postgres.rs"]
 mod postgres_server;
 use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};

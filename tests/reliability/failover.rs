@@ -440,8 +440,8 @@ async fn failover() {
         .expect("verifier");
 
     // Tally.
-    let tally = tally.lock().unwrap();
-    let first_seen = first_seen.lock().unwrap();
+    let tally = std::mem::take(&mut *tally.lock().unwrap());
+    let first_seen = std::mem::take(&mut *first_seen.lock().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lost = Vec::new();
     let mut duplicates = 0;

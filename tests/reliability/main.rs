@@ -6,7 +6,6 @@ mod common;
 mod crash;
 mod daemon;
 mod failover;
-#[allow(dead_code)]
 #[path = "../support/postgres.rs"]
 mod postgres_server;
 mod soak;
