@@ -74,7 +74,10 @@ def proc_children(pid):
 
 
 def cpu_seconds(pid, tree=False):
-    """utime + stime (fields 14, 15 of /proc/PID/stat) of pid, or of its process tree."""
+    """utime + stime (fields 14, 15 of /proc/PID/stat) of pid, or of its process tree.
+    For a tree, the root's cutime + cstime (16, 17) count too: children that exited
+    and were reaped (a server's short-lived workers) keep counting, so the total only
+    grows."""
     total = 0
     for p in proc_children(pid) if tree else [pid]:
         try:
@@ -82,6 +85,8 @@ def cpu_seconds(pid, tree=False):
         except OSError:
             continue
         total += int(fields[11]) + int(fields[12])
+        if tree and p == pid:
+            total += int(fields[13]) + int(fields[14])
     return total / CLK_TCK
 
 
