@@ -252,3 +252,125 @@ async fn hosts_starting_together_migrate_once_and_a_newer_schema_is_refused() {
         "{refused}"
     );
 }
+
+/// A CA, and a server certificate it signed for `names` (IP addresses or DNS names):
+/// (CA PEM, certificate PEM, key PEM).
+fn certificates(names: &[&str]) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let cert = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// Whether a connection per `url` is made, and whether it is encrypted.
+async fn encrypted(url: &str) -> Result<bool, String> {
+    let options = ConnectOptions::parse(url).map_err(|e| e.to_string())?;
+    let pool = options.pool(1).map_err(|e| e.to_string())?;
+    let client = pool
+        .get()
+        .await
+        .map_err(|e| super::error::from_pool(e).to_string())?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn tls_keeps_libpqs_meanings_of_require_verify_ca_and_verify_full() {
+    use crate::store::tests::fixture::postgres_server::{chown_to_server_user, Cluster};
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tls = root.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    // A certificate for 127.0.0.1 and one for another name, each from a CA of its own.
+    let (ca, cert, key) = certificates(&["127.0.0.1"]);
+    let (other_ca, _, _) = certificates(&["127.0.0.1"]);
+    for (name, pem, mode) in [
+        ("ca.pem", &ca, 0o644),
+        ("other-ca.pem", &other_ca, 0o644),
+        ("server.pem", &cert, 0o644),
+        ("server.key", &key, 0o600),
+    ] {
+        let path = tls.join(name);
+        std::fs::write(&path, pem).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        chown_to_server_user(&path);
+    }
+    chown_to_server_user(&tls);
+    let cluster = Cluster::start(
+        &root.path().join("pg"),
+        &format!(
+            "ssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'",
+            tls.join("server.pem").display(),
+            tls.join("server.key").display()
+        ),
+    );
+    let url = |host: &str, query: &str| {
+        format!(
+            "postgresql://postgres@{host}:{}/postgres?{query}",
+            cluster.port
+        )
+    };
+    let ca_file = tls.join("ca.pem").display().to_string();
+    let other_file = tls.join("other-ca.pem").display().to_string();
+
+    assert_eq!(
+        encrypted(&url("127.0.0.1", "sslmode=disable")).await,
+        Ok(false)
+    );
+    assert_eq!(
+        encrypted(&url("127.0.0.1", "sslmode=require")).await,
+        Ok(true)
+    );
+    assert_eq!(
+        encrypted(&url(
+            "127.0.0.1",
+            &format!("sslmode=verify-full&sslrootcert={ca_file}")
+        ))
+        .await,
+        Ok(true)
+    );
+    // `localhost` is not a name the certificate holds: verify-ca passes (the chain
+    // is good), verify-full does not.
+    assert_eq!(
+        encrypted(&url(
+            "localhost",
+            &format!("sslmode=verify-ca&sslrootcert={ca_file}")
+        ))
+        .await,
+        Ok(true)
+    );
+    let wrong_name = encrypted(&url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca_file}"),
+    ))
+    .await;
+    assert!(wrong_name.is_err(), "{wrong_name:?}");
+    let wrong_ca = encrypted(&url(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={other_file}"),
+    ))
+    .await;
+    assert!(wrong_ca.is_err(), "{wrong_ca:?}");
+    // libpq: require with a root certificate checks the chain too.
+    let require_checks = encrypted(&url(
+        "127.0.0.1",
+        &format!("sslmode=require&sslrootcert={other_file}"),
+    ))
+    .await;
+    assert!(require_checks.is_err(), "{require_checks:?}");
+}
