@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
-use super::{CodeRecord, CodeScope, StoreError};
+use super::{
+    CodeRecord, CodeScope, MessageRecord, MessageStatus, OutboundMessage, StoreError, Transition,
+};
 use crate::otp::{AttemptVerdict, CodeState, LockPolicy, SendLimits, SendRefusal};
 
 /// Everything a send request stores. Times are the store's: it sets `created_at` and
@@ -19,6 +21,54 @@ pub struct NewCode {
     pub message: NewMessage,
     pub service: String,
     pub to_masked: String,
+}
+
+/// What a new code becomes when the store admits it at `now`.
+pub struct Admitted {
+    pub code: CodeRecord,
+    pub history: MessageRecord,
+    pub outbound: OutboundMessage,
+}
+
+impl NewCode {
+    /// The code record, the message's history (queued) and the message to send, as
+    /// of `now`, the store's clock.
+    pub fn admitted_at(&self, now: DateTime<Utc>) -> Admitted {
+        let expires_at = now + self.ttl;
+        Admitted {
+            code: CodeRecord {
+                hash: self.hash,
+                created_at: now,
+                expires_at,
+                attempts: 0,
+                max_attempts: self.max_attempts,
+                message_id: self.message.id.clone(),
+            },
+            history: MessageRecord {
+                id: self.message.id.clone(),
+                account: self.message.account.clone(),
+                service: self.service.clone(),
+                to_masked: self.to_masked.clone(),
+                created_at: now,
+                expires_at,
+                status: MessageStatus::Queued,
+                history: vec![Transition::new(now, MessageStatus::Queued)],
+                parts: 0,
+                delivered_parts: 0,
+            },
+            outbound: OutboundMessage {
+                id: self.message.id.clone(),
+                account: self.message.account.clone(),
+                from: self.message.from.clone(),
+                to: self.message.to.clone(),
+                text: self.message.text.clone(),
+                expires_at,
+                attempts: 0,
+                unconfirmed: 0,
+                last_modem: None,
+            },
+        }
+    }
 }
 
 /// The SMS a new code goes out in.

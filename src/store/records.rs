@@ -147,6 +147,16 @@ impl Transition {
         }
     }
 
+    /// Handed to `modem`, for the `attempt`-th time.
+    pub fn sending(at: DateTime<Utc>, modem: &str, attempt: u32) -> Self {
+        let sending = Self::new(at, MessageStatus::Sending).on(Some(modem));
+        if attempt > 1 {
+            sending.because(format!("attempt {attempt}"))
+        } else {
+            sending
+        }
+    }
+
     pub fn on(mut self, modem: Option<&str>) -> Self {
         self.modem = modem.map(str::to_owned);
         self

@@ -11,8 +11,7 @@ use super::error::from_pg;
 use super::{in_transaction, to_json, Outcome, PgStore};
 use crate::otp::{AttemptVerdict, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal};
 use crate::store::{
-    CodeRecord, CodeScope, CodeStore, Issued, Judge, MessageRecord, MessageStatus, NewCode,
-    OutboundMessage, ScopeState, StoreError, Transition,
+    CodeRecord, CodeScope, CodeStore, Issued, Judge, NewCode, ScopeState, StoreError,
 };
 
 /// The scope row's columns as [`scope_from_row`] reads them.
@@ -141,39 +140,12 @@ impl CodeStore for PgStore {
             }
             limits.record_number(now, &mut sends);
 
-            let expires_at = now + new.ttl;
-            state.code = Some(CodeRecord {
-                hash: new.hash,
-                created_at: now,
-                expires_at,
-                attempts: 0,
-                max_attempts: new.max_attempts,
-                message_id: new.message.id.clone(),
-            });
+            let admitted = new.admitted_at(now);
+            let expires_at = admitted.code.expires_at;
+            state.code = Some(admitted.code);
             let columns = CodeColumns::of(&state);
-            let record = MessageRecord {
-                id: new.message.id.clone(),
-                account: account.to_owned(),
-                service: new.service.clone(),
-                to_masked: new.to_masked.clone(),
-                created_at: now,
-                expires_at,
-                status: MessageStatus::Queued,
-                history: vec![Transition::new(now, MessageStatus::Queued)],
-                parts: 0,
-                delivered_parts: 0,
-            };
-            let sealed = self.at_rest.seal(&OutboundMessage {
-                id: new.message.id.clone(),
-                account: account.to_owned(),
-                from: new.message.from.clone(),
-                to: new.message.to.clone(),
-                text: new.message.text.clone(),
-                expires_at,
-                attempts: 0,
-                unconfirmed: 0,
-                last_modem: None,
-            });
+            let sealed = self.at_rest.seal(&admitted.outbound);
+            let record = admitted.history;
             let record_json = to_json(&record);
             let history_params: [&(dyn ToSql + Sync); 4] = [&account, &number, &sends.sends, &now];
             let scope_params: [&(dyn ToSql + Sync); 11] = [

@@ -131,10 +131,7 @@ impl OutboxStore for PgStore {
                     continue;
                 };
                 message.attempts += 1;
-                let mut sending = Transition::new(now, MessageStatus::Sending).on(Some(&modem));
-                if message.attempts > 1 {
-                    sending = sending.because(format!("attempt {}", message.attempts));
-                }
+                let sending = Transition::sending(now, &modem, message.attempts);
                 let lease_until = now + self.lease;
                 let claim_params: [&(dyn ToSql + Sync); 4] =
                     [&message.id, &self.node, &modem, &lease_until];

@@ -10,8 +10,7 @@ use crate::otp::{
     AccountBudget, AttemptVerdict, CodeState, LockPolicy, SendHistory, SendLimits, SendRefusal,
 };
 use crate::store::{
-    CodeRecord, CodeScope, CodeStore, Issued, Judge, MessageRecord, MessageStatus, NewCode,
-    OutboundMessage, ScopeState, StoreError, Transition,
+    CodeRecord, CodeScope, CodeStore, Issued, Judge, NewCode, ScopeState, StoreError,
 };
 
 #[async_trait]
@@ -94,38 +93,11 @@ impl SledStore {
         now: DateTime<Utc>,
     ) -> Result<Result<Issued, SendRefusal>, StoreError> {
         let scope_key = self.scope_key(&new.scope);
-        let expires_at = now + new.ttl;
-        let record = CodeRecord {
-            hash: new.hash,
-            created_at: now,
-            expires_at,
-            attempts: 0,
-            max_attempts: new.max_attempts,
-            message_id: new.message.id.clone(),
-        };
-        let message_record = MessageRecord {
-            id: new.message.id.clone(),
-            account: new.message.account.clone(),
-            service: new.service.clone(),
-            to_masked: new.to_masked.clone(),
-            created_at: now,
-            expires_at,
-            status: MessageStatus::Queued,
-            history: vec![Transition::new(now, MessageStatus::Queued)],
-            parts: 0,
-            delivered_parts: 0,
-        };
-        let message_bytes = self.seal(&OutboundMessage {
-            id: new.message.id.clone(),
-            account: new.message.account.clone(),
-            from: new.message.from.clone(),
-            to: new.message.to.clone(),
-            text: new.message.text.clone(),
-            expires_at,
-            attempts: 0,
-            unconfirmed: 0,
-            last_modem: None,
-        });
+        let admitted = new.admitted_at(now);
+        let expires_at = admitted.code.expires_at;
+        let record = admitted.code;
+        let message_record = admitted.history;
+        let message_bytes = self.seal(&admitted.outbound);
         let history_bytes = encode(&message_record);
         let number_key = number_history_key(
             &new.scope.account,

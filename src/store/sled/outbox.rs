@@ -132,10 +132,7 @@ impl SledStore {
             };
             let mut claimed = message.clone();
             claimed.attempts += 1;
-            let mut sending = Transition::new(now, MessageStatus::Sending).on(Some(&modem));
-            if claimed.attempts > 1 {
-                sending = sending.because(format!("attempt {}", claimed.attempts));
-            }
+            let sending = Transition::sending(now, &modem, claimed.attempts);
             let claimed_bytes = self.seal(&claimed);
             let taken = (&self.outbox, &self.inflight, &self.messages).transaction(
                 |(outbox, inflight, messages)| {
