@@ -8,6 +8,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::from_pg;
+use super::statements::Conn;
 use super::{in_transaction, to_json, Outcome, PgStore};
 use crate::otp::{AttemptVerdict, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal};
 use crate::store::{
@@ -77,6 +78,20 @@ struct CodeColumns {
 }
 
 impl CodeColumns {
+    /// `code_hash` to `locked_until`, in the order of the scope table.
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.hash,
+            &self.created_at,
+            &self.expires_at,
+            &self.attempts,
+            &self.max_attempts,
+            &self.message_id,
+            &self.failures,
+            &self.locked_until,
+        ]
+    }
+
     fn of(state: &ScopeState) -> Self {
         let code = state.code.as_ref();
         Self {
@@ -108,7 +123,7 @@ impl CodeStore for PgStore {
             // Sends to one number take turns on its history row (created if new); the
             // scope row is locked next (sent in the same round trip, run in order).
             let number_params: [&(dyn ToSql + Sync); 2] = [&account, &number];
-            let scope_params: [&(dyn ToSql + Sync); 3] = [&account, &new.scope.service, &number];
+            let scope_key: [&(dyn ToSql + Sync); 3] = [&account, &new.scope.service, &number];
             let upsert_history = tx
                 .prepare(
                     "INSERT INTO number_sends AS n (account, number_digest, sends, last_send) \
@@ -119,7 +134,7 @@ impl CodeStore for PgStore {
                 .await?;
             let lock_scope = tx.prepare(SELECT_SCOPE_FOR_UPDATE).await?;
             let history_row = tx.run_one(&upsert_history, &number_params);
-            let scope_row = tx.run_opt(&lock_scope, &scope_params);
+            let scope_row = tx.run_opt(&lock_scope, &scope_key);
             let (history_row, scope_row) = tokio::join!(history_row, scope_row);
             // In statement order: the first error is the cause of any after it.
             let (history_row, scope_row) = (history_row?, scope_row?);
@@ -148,19 +163,8 @@ impl CodeStore for PgStore {
             let record = admitted.history;
             let record_json = to_json(&record);
             let history_params: [&(dyn ToSql + Sync); 4] = [&account, &number, &sends.sends, &now];
-            let scope_params: [&(dyn ToSql + Sync); 11] = [
-                &account,
-                &new.scope.service,
-                &number,
-                &columns.hash,
-                &columns.created_at,
-                &columns.expires_at,
-                &columns.attempts,
-                &columns.max_attempts,
-                &columns.message_id,
-                &columns.failures,
-                &columns.locked_until,
-            ];
+            let scope_params: Vec<&(dyn ToSql + Sync)> =
+                scope_key.into_iter().chain(columns.params()).collect();
             let message_params: [&(dyn ToSql + Sync); 4] =
                 [&new.message.id, &account, &now, &record_json];
             let outbox_params: [&(dyn ToSql + Sync); 6] =
@@ -257,7 +261,9 @@ impl CodeStore for PgStore {
     }
 
     async fn code(&self, scope: &CodeScope) -> Result<Option<CodeRecord>, StoreError> {
-        let (state, _, _) = self.read_scope(scope).await?;
+        let number = self.at_rest.number_digest(&scope.number).to_vec();
+        let client = self.client().await?;
+        let (state, _, _) = self.read_scope(&client, scope, &number).await?;
         Ok(state.code)
     }
 
@@ -279,10 +285,10 @@ impl PgStore {
     /// The scope's state, its version (`None`: no row), and the database's now.
     async fn read_scope(
         &self,
+        client: &Conn,
         scope: &CodeScope,
+        number: &[u8],
     ) -> Result<(ScopeState, Option<i64>, DateTime<Utc>), StoreError> {
-        let client = self.client().await?;
-        let number = self.at_rest.number_digest(&scope.number).to_vec();
         let row = client
             .query_one(
                 SELECT_SCOPE_WITH_NOW,
@@ -303,28 +309,32 @@ impl PgStore {
         change: impl Fn(&mut ScopeState, DateTime<Utc>) -> T,
     ) -> Result<T, StoreError> {
         let number = self.at_rest.number_digest(&scope.number).to_vec();
+        let client = self.client().await?;
         loop {
-            let (before, version, now) = self.read_scope(scope).await?;
+            let (before, version, now) = self.read_scope(&client, scope, &number).await?;
             let mut after = before.clone();
             let outcome = change(&mut after, now);
             if after == before {
                 return Ok(outcome);
             }
-            let client = self.client().await?;
-            let key: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
-                [&scope.account, &scope.service, &number];
+            let columns = CodeColumns::of(&after);
+            let key: [&(dyn ToSql + Sync); 3] = [&scope.account, &scope.service, &number];
             let swapped = match version {
                 Some(version) if after.is_empty() => {
                     client
                         .execute(
                             "DELETE FROM scopes WHERE account = $1 AND service = $2 \
-                         AND number_digest = $3 AND version = $4",
+                             AND number_digest = $3 AND version = $4",
                             &[key[0], key[1], key[2], &version],
                         )
                         .await
                 }
                 Some(version) => {
-                    let c = CodeColumns::of(&after);
+                    let params: Vec<&(dyn ToSql + Sync)> = key
+                        .into_iter()
+                        .chain([&version as &(dyn ToSql + Sync)])
+                        .chain(columns.params())
+                        .collect();
                     client
                         .execute(
                             "UPDATE scopes SET code_hash = $5, code_created_at = $6, \
@@ -333,25 +343,13 @@ impl PgStore {
                                locked_until = $12, version = version + 1 \
                              WHERE account = $1 AND service = $2 AND number_digest = $3 \
                                AND version = $4",
-                            &[
-                                key[0],
-                                key[1],
-                                key[2],
-                                &version,
-                                &c.hash,
-                                &c.created_at,
-                                &c.expires_at,
-                                &c.attempts,
-                                &c.max_attempts,
-                                &c.message_id,
-                                &c.failures,
-                                &c.locked_until,
-                            ],
+                            &params,
                         )
                         .await
                 }
                 None => {
-                    let c = CodeColumns::of(&after);
+                    let params: Vec<&(dyn ToSql + Sync)> =
+                        key.into_iter().chain(columns.params()).collect();
                     client
                         .execute(
                             "INSERT INTO scopes (account, service, number_digest, code_hash, \
@@ -359,19 +357,7 @@ impl PgStore {
                                code_max_attempts, code_message_id, failures, locked_until) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                              ON CONFLICT DO NOTHING",
-                            &[
-                                key[0],
-                                key[1],
-                                key[2],
-                                &c.hash,
-                                &c.created_at,
-                                &c.expires_at,
-                                &c.attempts,
-                                &c.max_attempts,
-                                &c.message_id,
-                                &c.failures,
-                                &c.locked_until,
-                            ],
+                            &params,
                         )
                         .await
                 }

@@ -248,11 +248,11 @@ impl PgStore {
 
     /// Connect once and read the schema version, changing nothing.
     pub async fn inspect(options: &ConnectOptions) -> Result<SchemaState, StoreError> {
-        let tls = options.pool(1).map_err(|e| StoreError::Open {
+        let pool = options.pool(1).map_err(|e| StoreError::Open {
             path: options.describe().into(),
             detail: e.to_string(),
         })?;
-        let client = tls.get().await.map_err(from_pool)?;
+        let client = pool.get().await.map_err(from_pool)?;
         Ok(match migrate::version(&client).await? {
             None => SchemaState::Empty,
             Some(version) => SchemaState::At(version),
