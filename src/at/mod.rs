@@ -131,6 +131,35 @@ impl Digester {
         self.pending.as_deref()
     }
 
+    /// Whether the reply collected so far may be complete although no final result
+    /// code came: the pending query is one that some modem families answer with their
+    /// information line alone (see [`urc::may_end_unterminated`]), and that line is in.
+    /// The driver then waits a short quiet time for the final code before it
+    /// [`settles`](Self::settle) the reply.
+    pub fn may_settle(&self) -> bool {
+        self.pending.as_deref().is_some_and(|command| {
+            self.buffered() == 0
+                && self
+                    .lines
+                    .iter()
+                    .any(|line| urc::may_end_unterminated(command, line))
+        })
+    }
+
+    /// The reply of a query that [`may_settle`](Self::may_settle), taken as answered
+    /// `OK`: the command is no longer in flight. `None` (and nothing changes) otherwise.
+    pub fn settle(&mut self) -> Option<Event> {
+        if !self.may_settle() {
+            return None;
+        }
+        self.pending = None;
+        self.prompted = false;
+        Some(Event::Response {
+            lines: std::mem::take(&mut self.lines),
+            result: FinalResult::Ok,
+        })
+    }
+
     /// Bytes fed but not yet turned into events (an incomplete line).
     pub fn buffered(&self) -> usize {
         self.buffer.len().saturating_sub(self.start)

@@ -438,3 +438,125 @@ fn runaway_reply_lines_are_bounded() {
         other => panic!("expected the reply, got {other:?}"),
     }
 }
+
+// Captures from other projects' public test data, replayed byte for byte (gammu's
+// dumps end lines with a bare `\n` and keep the echo).
+
+/// gammu tests/at-creg/huawei.dump: the area and cell in unquoted hex.
+#[test]
+fn gammu_huawei_creg_with_unquoted_hex_area_and_cell() {
+    check(
+        &[(Some("AT+CREG?"), b"AT+CREG?\n+CREG: 2,1,4CA,81DE445\nOK\n")],
+        &[echo("AT+CREG?"), ok(&["+CREG: 2,1,4CA,81DE445"])],
+    );
+    let state = super::parse_registration("+CREG: 2,1,4CA,81DE445").map(|r| r.state);
+    assert_eq!(state, Ok(super::RegState::Home));
+}
+
+/// gammu tests/at-creg/sierra312u.dump (roaming, AcT) and telit.dump.
+#[test]
+fn gammu_sierra_312u_and_telit_creg() {
+    check(
+        &[
+            (
+                Some("AT+CREG?"),
+                b"AT+CREG?\n+CREG: 2,5,\"2AF5\",\"0B88E350\",2\nOK\n",
+            ),
+            (
+                Some("AT+CREG?"),
+                b"AT+CREG?\n+CREG: 0,1,\"5E25\",\"605F\",2\nOK\n",
+            ),
+        ],
+        &[
+            echo("AT+CREG?"),
+            ok(&["+CREG: 2,5,\"2AF5\",\"0B88E350\",2"]),
+            echo("AT+CREG?"),
+            ok(&["+CREG: 0,1,\"5E25\",\"605F\",2"]),
+        ],
+    );
+}
+
+/// gammu tests/at-sms/02.dump: a stored SMS-DELIVER read with `AT+CMGR` in PDU mode;
+/// its PDU line is an information line of the command, never a URC.
+#[test]
+fn gammu_cmgr_of_a_stored_deliver() {
+    check(
+        &[(
+            Some("AT+CMGR=1"),
+            b"AT+CMGR=1\n+CMGR: 3,,29\n\
+              0791361907001003B17A0C913619397750320000AD11CD701E340FB3C3F23CC81D0689C3BF\nOK\n",
+        )],
+        &[
+            echo("AT+CMGR=1"),
+            ok(&[
+                "+CMGR: 3,,29",
+                "0791361907001003B17A0C913619397750320000AD11CD701E340FB3C3F23CC81D0689C3BF",
+            ]),
+        ],
+    );
+}
+
+/// gammu tests/at-cpms/brovi-e3372-325.dump and tests/at-cpms-sr/generic.dump: the
+/// memories a Huawei E3372 and a modem with status-report storage offer.
+#[test]
+fn gammu_cpms_memories_of_an_e3372_and_an_sr_modem() {
+    check(
+        &[
+            (
+                Some("AT+CPMS=?"),
+                b"AT+CPMS=?\n+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")\nOK\n",
+            ),
+            (
+                Some("AT+CPMS=?"),
+                b"AT+CPMS=?\n+CPMS: (ME\", \"SR\"), (\"ME\", \"SR\"), (\"ME\")\nOK\n\n",
+            ),
+        ],
+        &[
+            echo("AT+CPMS=?"),
+            ok(&["+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")"]),
+            echo("AT+CPMS=?"),
+            ok(&["+CPMS: (ME\", \"SR\"), (\"ME\", \"SR\"), (\"ME\")"]),
+        ],
+    );
+}
+
+/// Wavecom answers `AT+CPIN?` with `+CPIN: READY` and never an `OK` (ModemManager,
+/// plugins/wavecom/mm-broadband-modem-wavecom.c: "AT+CPIN? replies will never have an
+/// OK appended"). However the bytes are split, the digester holds the line as a reply
+/// that may settle, and settling yields it as answered; a `+CMGS` never settles so.
+#[test]
+fn wavecom_cpin_without_a_final_result_settles() {
+    let bytes: &[u8] = b"AT+CPIN?\r\r\n+CPIN: READY\r\n";
+    let line_end = bytes.len() - 1;
+    for offset in 0..=bytes.len() {
+        let mut digester = Digester::new();
+        digester.command_sent("AT+CPIN?");
+        let mut events = Vec::new();
+        digester.feed(&bytes[..offset]);
+        drain(&mut digester, &mut events);
+        // A bare `\r` ends a line, so the answer is whole once the `\r` after READY is in.
+        let line_whole = offset >= line_end;
+        assert_eq!(digester.may_settle(), line_whole, "split at {offset}");
+        digester.feed(&bytes[offset..]);
+        drain(&mut digester, &mut events);
+        assert_eq!(events, vec![echo("AT+CPIN?")], "split at {offset}");
+        assert!(digester.may_settle(), "split at {offset}");
+        assert_eq!(digester.settle(), Some(ok(&["+CPIN: READY"])));
+        assert_eq!(digester.pending(), None);
+        assert_eq!(digester.settle(), None);
+    }
+    let mut digester = Digester::new();
+    digester.command_sent("AT+CMGS=23");
+    digester.feed(b"\r\n+CMGS: 4\r\n");
+    drain(&mut digester, &mut Vec::new());
+    assert!(!digester.may_settle());
+    assert_eq!(digester.settle(), None);
+    // A modem that does append OK: the reply is whole, nothing left to settle.
+    let mut digester = Digester::new();
+    digester.command_sent("AT+CPIN?");
+    digester.feed(b"\r\n+CPIN: READY\r\n\r\nOK\r\n");
+    let mut events = Vec::new();
+    drain(&mut digester, &mut events);
+    assert_eq!(events, vec![ok(&["+CPIN: READY"])]);
+    assert!(!digester.may_settle());
+}

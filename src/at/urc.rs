@@ -114,6 +114,23 @@ pub fn takes_pdu(line: &str) -> bool {
     }
 }
 
+/// Queries that a modem family is known to answer with the information line alone,
+/// never followed by `OK`, and the line that does it. Wavecom: "AT+CPIN? replies will
+/// never have an OK appended" (ModemManager, plugins/wavecom, which ends the reply at
+/// the `+CPIN:` line); python-gsmmodem works around the same. Only queries belong
+/// here: an `AT+CMGS` is never taken as done without its final result, as a guess
+/// there could send an SMS twice or lose one.
+const UNTERMINATED: &[(&str, &str)] = &[("AT+CPIN?", "+CPIN")];
+
+/// Whether `line`, collected for `command`, may be the whole answer without a final
+/// result code (see [`UNTERMINATED`]).
+pub fn may_end_unterminated(command: &str, line: &str) -> bool {
+    UNTERMINATED.iter().any(|(query, name)| {
+        command.trim().eq_ignore_ascii_case(query)
+            && extended_name(line).is_some_and(|n| n.eq_ignore_ascii_case(name))
+    })
+}
+
 /// Whether `line` answers `command`: its extended name is one of the command's
 /// (`+CPIN: READY` for `AT+CPIN?`; `+CREG: 0,1` for `AT+CREG?;+CGREG?`).
 pub fn answers(line: &str, command: &str) -> bool {
@@ -179,6 +196,15 @@ mod tests {
         assert!(!takes_pdu("+CDS: 6,45,\"+31612345678\",145,\"24/01/01\""));
         assert!(!takes_pdu("+CMTI: \"SM\",1"));
         assert!(!takes_pdu("+CDSI: \"SR\",1"));
+    }
+
+    #[test]
+    fn only_a_cpin_answer_may_end_a_cpin_query_unterminated() {
+        assert!(may_end_unterminated("AT+CPIN?", "+CPIN: READY"));
+        assert!(may_end_unterminated("at+cpin?", "+CPIN:SIM PIN"));
+        assert!(!may_end_unterminated("AT+CPIN?", "+CREG: 1"));
+        assert!(!may_end_unterminated("AT+CMGS=23", "+CMGS: 4"));
+        assert!(!may_end_unterminated("AT+CPIN=\"1234\"", "+CPIN: READY"));
     }
 
     #[test]

@@ -122,6 +122,9 @@ pub enum RegState {
     EmergencyOnly,
 }
 
+/// The highest `<stat>` 27.007 defines (11: attached for emergency bearer services).
+const MAX_STAT: u32 = 11;
+
 impl RegState {
     fn from_stat(stat: u32) -> Self {
         match stat {
@@ -164,6 +167,9 @@ enum Field<'a> {
     Text(&'a str),
 }
 
+/// One comma-separated field: quoted text, a decimal number, or unquoted text. A
+/// field is a number only when it is digits to its end: Huawei answers `+CREG: 2,1,4CA,
+/// 81DE445` with the area and cell in unquoted hex (gammu tests/at-creg/huawei.dump).
 fn field(input: &str) -> IResult<&str, Field<'_>> {
     let (input, _) = space0(input)?;
     alt((
@@ -171,8 +177,13 @@ fn field(input: &str) -> IResult<&str, Field<'_>> {
             delimited(char('"'), take_while(|c| c != '"'), char('"')),
             Field::Text,
         ),
-        map(number, Field::Num),
-        map(take_while(|c| c != ','), |t: &str| Field::Text(t.trim())),
+        map(take_while(|c| c != ','), |t: &str| {
+            let t = t.trim();
+            match t.parse::<u32>() {
+                Ok(n) if t.bytes().all(|b| b.is_ascii_digit()) => Field::Num(n),
+                _ => Field::Text(t),
+            }
+        }),
     ))(input)
 }
 
@@ -194,8 +205,10 @@ pub fn parse_registration(line: &str) -> Result<Registration, ValueError> {
         separated_list1(char(','), field),
     )))(line_t);
     let (_, (domain, fields)) = parsed.map_err(|_| malformed("+CREG", line))?;
+    // The second field is the stat only in the answer form; a number too large to be
+    // one is an unquoted all-digit area code of the URC form (`+CREG: 1,1234,5678`).
     let stat = match fields.as_slice() {
-        [Field::Num(_), Field::Num(stat), ..] => *stat,
+        [Field::Num(_), Field::Num(stat), ..] if *stat <= MAX_STAT => *stat,
         [Field::Num(stat), ..] => *stat,
         _ => return Err(malformed("+CREG", line)),
     };
@@ -318,6 +331,24 @@ mod tests {
         );
         assert_eq!(r("+CREG: 0,4"), Ok((RegDomain::Cs, RegState::Unknown)));
         assert!(r("+CREG: \"00C3\"").is_err());
+        // Unquoted hex area and cell (Huawei, gammu tests/at-creg/huawei.dump).
+        assert_eq!(
+            r("+CREG: 2,1,4CA,81DE445"),
+            Ok((RegDomain::Cs, RegState::Home))
+        );
+        assert_eq!(
+            r("+CREG: 1,4CA,81DE445"),
+            Ok((RegDomain::Cs, RegState::Home))
+        );
+        assert_eq!(
+            r("+CREG: 5,1234,5678"),
+            Ok((RegDomain::Cs, RegState::Roaming))
+        );
+        // An empty area (gammu tests/at-creg-corner/empty-lac.dump).
+        assert_eq!(
+            r("+CREG: 2,1,\"\",\"605F\""),
+            Ok((RegDomain::Cs, RegState::Home))
+        );
         assert!(r("+COPS: 0").is_err());
     }
 

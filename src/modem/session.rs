@@ -17,6 +17,11 @@ const SETTLE_QUIET: Duration = Duration::from_millis(200);
 /// …or after this long in all, if the modem keeps talking (a URC storm).
 const SETTLE_MAX: Duration = Duration::from_secs(2);
 
+/// How long the line must stay quiet after the information line of a query that some
+/// families answer without a final result code (Wavecom's `+CPIN:`) before that line
+/// is taken as the whole answer. Modems that do append `OK` send it in the same burst.
+const UNTERMINATED_QUIET: Duration = Duration::from_millis(500);
+
 /// How long the modem may take to show the `> ` prompt after `AT+CMGS=<n>`.
 const PROMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -269,8 +274,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
                     other => self.keep_unsolicited(other),
                 }
             }
-            let read = tokio::time::timeout_at(deadline, self.stream.read(&mut buf)).await;
+            let settling = self.digester.may_settle();
+            let wait_until = if settling {
+                deadline.min(Instant::now() + UNTERMINATED_QUIET)
+            } else {
+                deadline
+            };
+            let read = tokio::time::timeout_at(wait_until, self.stream.read(&mut buf)).await;
             match read {
+                Err(_) if settling => {
+                    if let Some(event) = self.digester.settle() {
+                        tracing::debug!(
+                            command,
+                            "answer without a final result code taken as complete"
+                        );
+                        return Ok(event);
+                    }
+                }
                 Err(_) => {
                     self.digester.reset();
                     return Err(CommandError::Timeout {

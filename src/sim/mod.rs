@@ -12,6 +12,8 @@
 //!   314 while busy after the PIN); an unregistered modem answers 331 after the body.
 //! - `+CDS` is only emitted when `AT+CNMI` routed status reports (`<ds>` = 1) and the
 //!   PDU asked for one (TP-SRR).
+//! - With `cpin_without_final`, `AT+CPIN?` is answered by its `+CPIN:` line alone
+//!   (Wavecom).
 //! - `ATZ` restores echo and `AT+CMEE`; `AT+CFUN=1,1` reboots: settings lost, PIN
 //!   needed again, silent for `boot_delay`.
 
@@ -57,6 +59,9 @@ pub struct SimOptions {
     /// Registration state: `false` reports `+CREG: 0,2` (searching) and sends fail
     /// with `+CMS ERROR: 331`. [`SimHandle::set_registered`] changes it at run time.
     pub registered: bool,
+    /// Answer `AT+CPIN?` with its `+CPIN:` line and no final result code, as Wavecom
+    /// modems do.
+    pub cpin_without_final: bool,
     /// Behave like an LTE-only module: `+CREG`/`+CGREG` report `0,0`, only `+CEREG`
     /// tells the registration.
     pub lte_only: bool,
@@ -92,6 +97,7 @@ impl Default for SimOptions {
             boot_output: Vec::new(),
             sim_busy_after_pin: Duration::ZERO,
             registered: true,
+            cpin_without_final: false,
             lte_only: false,
             rssi: 21,
             cms_errors: BTreeMap::new(),

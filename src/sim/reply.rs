@@ -8,6 +8,9 @@ pub enum Final {
     Error,
     Cme(u16),
     Cms(u16),
+    /// No final result code at all: the information lines end the reply (Wavecom's
+    /// answer to `AT+CPIN?`).
+    Omitted,
 }
 
 /// A complete answer: information lines, then the final result code.
@@ -49,7 +52,9 @@ impl Reply {
                 }
             }
         }
-        push_line(&mut out, &final_text(self.result, cmee));
+        if let Some(text) = final_text(self.result, cmee) {
+            push_line(&mut out, &text);
+        }
         out
     }
 }
@@ -61,8 +66,9 @@ pub fn push_line(out: &mut Vec<u8>, line: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-fn final_text(result: Final, cmee: u8) -> String {
-    match result {
+fn final_text(result: Final, cmee: u8) -> Option<String> {
+    Some(match result {
+        Final::Omitted => return None,
         Final::Ok => "OK".into(),
         Final::Error => "ERROR".into(),
         Final::Cme(_) if cmee == 0 => "ERROR".into(),
@@ -75,7 +81,7 @@ fn final_text(result: Final, cmee: u8) -> String {
             (2, Some(text)) => format!("+CMS ERROR: {text}"),
             _ => format!("+CMS ERROR: {n}"),
         },
-    }
+    })
 }
 
 /// 3GPP TS 27.007 §9.2 texts for the codes the simulator uses.

@@ -276,12 +276,16 @@ impl Modem {
     }
 
     fn query_pin(&self, now: Instant) -> Reply {
-        match self.sim {
-            SimState::Ready if self.sim_busy(now) => Reply::with(Final::Cme(14)),
+        let mut reply = match self.sim {
+            SimState::Ready if self.sim_busy(now) => return Reply::with(Final::Cme(14)),
             SimState::Ready => Reply::line("+CPIN: READY"),
             SimState::PinRequired { .. } => Reply::line("+CPIN: SIM PIN"),
             SimState::PukRequired => Reply::line("+CPIN: SIM PUK"),
+        };
+        if self.options.cpin_without_final {
+            reply.result = Final::Omitted;
         }
+        reply
     }
 
     fn enter_pin(&mut self, pin: &str, now: Instant) -> Reply {

@@ -94,6 +94,28 @@ async fn sim_pin_is_entered_once() {
     nothing_more(&app, 1).await;
 }
 
+/// Wavecom answers `AT+CPIN?` without `OK`: the modem still becomes ready (once, not
+/// after a reopen loop), with a PIN to enter and without.
+#[tokio::test]
+async fn a_cpin_answer_without_a_final_result_code_is_taken() {
+    let sim = SimOptions {
+        pin: Some("2468".into()),
+        cpin_without_final: true,
+        ..SimOptions::default()
+    };
+    let handle = sim.handle.clone();
+    let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].pin = Some("2468".into())).await;
+    app.round_trip(TO, 1).await;
+    let commands = handle.stats().commands();
+    assert_eq!(handle.stats().snapshot().pin_attempts, 1);
+    assert_eq!(
+        commands.iter().filter(|c| c.as_str() == "ATE0").count(),
+        1,
+        "initialised once, never reopened: {commands:?}"
+    );
+    nothing_more(&app, 1).await;
+}
+
 #[tokio::test]
 async fn a_sim_busy_after_the_pin_is_waited_out() {
     let sim = SimOptions {
