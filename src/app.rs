@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, Accounts, AppState, LiveAccounts, Ops};
+use crate::capacity::Capacity;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::housekeeping::{self, Housekeeping};
@@ -160,9 +161,15 @@ impl Application {
             .run(stop.child_token()),
         ));
 
+        let capacity = Arc::new(Capacity::new(
+            modems.clone(),
+            config.cluster.node_name(),
+            Duration::from_secs(config.sms.unavailable_after_secs),
+        ));
         background.push(tokio::spawn(crate::heartbeat::run(
             store.clone(),
             modems.clone(),
+            capacity.clone(),
             stop.child_token(),
         )));
         let policy = Policy::from_config(config);
@@ -180,6 +187,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             http_heartbeat: Heartbeat::new(),
             node: config.cluster.node_name(),
+            capacity,
         });
         let accounts = Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts)));
         let reloader = Reloader {

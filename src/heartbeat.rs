@@ -1,12 +1,15 @@
 //! The heartbeat task: every [`INTERVAL`] this host tells the store it is alive and how
 //! its modems are doing. Other hosts list those modems in `GET /modems`, leave
 //! messages sent `from` a ready modem's number to the host that has it, and count a
-//! host whose heartbeat is older than the lease as down.
+//! host whose heartbeat is older than the lease as down. It also reads the others'
+//! beats back, for [`Capacity`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::capacity::Capacity;
 use crate::modem::{ModemHandle, ModemState};
 use crate::store::{ModemBeat, SharedStore, StoreError};
 
@@ -29,7 +32,14 @@ pub fn beats(modems: &[ModemHandle]) -> Vec<ModemBeat> {
         .collect()
 }
 
-pub async fn run(store: SharedStore, modems: Vec<ModemHandle>, stop: CancellationToken) {
+/// Beat every [`INTERVAL`]; after each beat, read the other hosts' beats into
+/// `capacity`, so that this host knows whether any modem anywhere could send.
+pub async fn run(
+    store: SharedStore,
+    modems: Vec<ModemHandle>,
+    capacity: Arc<Capacity>,
+    stop: CancellationToken,
+) {
     let mut tick = tokio::time::interval(INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
@@ -53,6 +63,10 @@ pub async fn run(store: SharedStore, modems: Vec<ModemHandle>, stop: Cancellatio
                 failing = true;
             }
             Err(_) => {}
+        }
+        // A failed read keeps the last view, which goes stale on its own.
+        if let Ok(hosts) = store.hosts().await {
+            capacity.record_hosts(&hosts);
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod at;
+pub mod capacity;
 pub mod config;
 pub mod dispatch;
 pub mod heartbeat;

@@ -14,8 +14,9 @@ use tracing::Instrument;
 
 use super::error::ErrorCode;
 use super::{ApiError, AppState};
+use crate::capacity::Capacity;
 use crate::metrics::{Metrics, ModemSample, Sample};
-use crate::modem::{registration_name, state_name, ModemHandle, ModemState};
+use crate::modem::{registration_name, state_name, ModemHandle};
 use crate::otp::Clock;
 use crate::store::SharedStore;
 use crate::systemd::Heartbeat;
@@ -34,9 +35,29 @@ pub struct Ops {
     pub http_heartbeat: Heartbeat,
     /// This host's `[cluster] node` name.
     pub node: String,
+    /// Whether any modem of any live host could send.
+    pub capacity: Arc<Capacity>,
 }
 
+/// Seconds a client is asked to wait after `no_modem_available`: modems come back
+/// from a re-plug or a lost registration in about this long.
+const NO_MODEM_RETRY_SECS: i64 = 30;
+
 impl Ops {
+    /// `503 no_modem_available` when no modem of any live host could send a message
+    /// accepted now; nothing is stored then.
+    pub fn can_send(&self) -> Result<(), ApiError> {
+        self.capacity.can_send().map_err(|reason| {
+            tracing::warn!(%reason, "refusing a send: no modem could take it");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_modem_available",
+                reason,
+            )
+            .retry_after(NO_MODEM_RETRY_SECS)
+        })
+    }
+
     /// The gauges of this moment.
     pub async fn sample(&self) -> Sample {
         let now = self.clock.now();
@@ -101,33 +122,31 @@ fn modem_sample(handle: &ModemHandle) -> ModemSample {
     }
 }
 
-/// `GET /readyz`: 200 when the store answers and at least one modem can send.
+/// `GET /readyz`: 200 when the store answers and a modem of a live host is ready;
+/// 503 otherwise, with the `reason`.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let store_ok = state.ops.store_answers().await;
-    let ready_modems: Vec<&str> = state
-        .ops
-        .modems
-        .iter()
-        .filter(|m| {
-            matches!(
-                m.status.borrow().state,
-                ModemState::Ready | ModemState::Sending
-            )
-        })
-        .map(|m| m.name.as_str())
-        .collect();
-    let ready = store_ok && !ready_modems.is_empty();
+    let modems = state.ops.capacity.ready_modems();
+    let reason = match (&modems, store_ok) {
+        (_, false) => Some("the store does not answer".to_owned()),
+        (Err(why), true) => Some(why.clone()),
+        (Ok(_), true) => None,
+    };
+    let ready = reason.is_none();
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
+    let mut body = json!({
         "code": status.as_u16(),
         "status": if ready { "ready" } else { "not_ready" },
         "store": if store_ok { "ok" } else { "failing" },
-        "modems_ready": ready_modems,
+        "modems_ready": modems.unwrap_or_default(),
     });
+    if let (Some(reason), Value::Object(map)) = (reason, &mut body) {
+        map.insert("reason".to_owned(), reason.into());
+    }
     (status, Json(body)).into_response()
 }
 

@@ -96,6 +96,7 @@ async fn issue(
     account: &str,
     request: &SendRequest,
 ) -> Result<Json<Value>, ApiError> {
+    state.ops.can_send()?;
     match state.twofa.send(account, request).await {
         Ok(issued) => Ok(Json(json!({
             "code": 200,

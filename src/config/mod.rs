@@ -311,6 +311,11 @@ pub struct SmsConfig {
     /// Use the 16-bit concatenation reference (IE 0x08) instead of the 8-bit one.
     #[serde(default)]
     pub concat_reference_16bit: bool,
+    /// A modem that has been disconnected or unregistered this long (or since start)
+    /// no longer counts as one that could send; with none left, `/2fa/send` answers
+    /// `503 no_modem_available` instead of queueing a code nobody will send.
+    #[serde(default = "default_unavailable_after_secs")]
+    pub unavailable_after_secs: u64,
 }
 
 impl Default for SmsConfig {
@@ -318,9 +323,18 @@ impl Default for SmsConfig {
         Self {
             max_parts: default_max_parts(),
             concat_reference_16bit: false,
+            unavailable_after_secs: default_unavailable_after_secs(),
         }
     }
 }
+
+fn default_unavailable_after_secs() -> u64 {
+    60
+}
+
+/// The longest `[sms] unavailable_after_secs`: past a day, a code would have expired
+/// long before the gateway admits it cannot send it.
+pub const UNAVAILABLE_AFTER_LIMIT: u64 = 86_400;
 
 fn default_max_parts() -> usize {
     4

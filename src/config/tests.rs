@@ -212,3 +212,18 @@ fn max_parts_is_bounded_one_to_ten() {
         );
     }
 }
+
+#[test]
+fn unavailable_after_defaults_to_a_minute_and_is_bounded() {
+    assert_eq!(parse(GOOD).unwrap().sms.unavailable_after_secs, 60);
+    let source = format!("[sms]\nunavailable_after_secs = 5\n{GOOD}");
+    assert_eq!(parse(&source).unwrap().sms.unavailable_after_secs, 5);
+    for secs in [0, 86_401] {
+        let source = format!("[sms]\nunavailable_after_secs = {secs}\n{GOOD}");
+        let message = parse(&source).unwrap_err().to_string();
+        assert!(
+            message.contains("`sms.unavailable_after_secs`") && message.contains("1 to 86400"),
+            "{message}"
+        );
+    }
+}

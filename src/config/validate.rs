@@ -1,6 +1,6 @@
 //! The rules a parsed config must meet, each failure located by section and key.
 
-use super::{Backend, Config, Requirements, SmsMode, MAX_PARTS_LIMIT};
+use super::{Backend, Config, Requirements, SmsMode, MAX_PARTS_LIMIT, UNAVAILABLE_AFTER_LIMIT};
 use crate::sms::PhoneNumber;
 
 impl Config {
@@ -124,6 +124,13 @@ impl Config {
                 "sms",
                 "max_parts",
                 &format!("must be 1 to {MAX_PARTS_LIMIT}"),
+            ));
+        }
+        if !(1..=UNAVAILABLE_AFTER_LIMIT).contains(&self.sms.unavailable_after_secs) {
+            return Err(Problem::new(
+                "sms",
+                "unavailable_after_secs",
+                &format!("must be 1 to {UNAVAILABLE_AFTER_LIMIT}"),
             ));
         }
         if self.http.max_body_bytes < 256 {

@@ -57,6 +57,9 @@ impl ModemHandle {
         json!({
             "name": name,
             "state": state_name(status.state),
+            // Whether a message accepted now counts on this modem (`[sms]
+            // unavailable_after_secs`); other hosts read it from the heartbeat.
+            "available": handle.availability_of(&status).can_take_work(),
             "manufacturer": identity.manufacturer,
             "model": identity.model,
             "firmware": identity.firmware,

@@ -1,5 +1,6 @@
 //! The IO shell around the AT engine: one task per configured modem, owning its port.
 
+mod availability;
 mod describe;
 mod health;
 mod init;
@@ -7,6 +8,7 @@ mod port;
 mod session;
 mod task;
 
+pub use availability::{judge as judge_availability, Availability};
 pub use describe::{mask_imei, registration_name, state_name};
 pub use health::Health;
 pub use init::{initialize, InitError, ModemIdentity, PinGuard};

@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::health::{self, Health};
@@ -41,6 +42,8 @@ pub struct ModemSettings {
     pub max_parts: usize,
     pub delivery_reports: bool,
     pub health_interval: Duration,
+    /// How long the modem may be down before it no longer counts as able to send.
+    pub unavailable_after: Duration,
     /// Radio time the network may take to accept one SMS.
     pub send_timeout: Duration,
     pub mode: SmsMode,
@@ -64,6 +67,7 @@ impl ModemSettings {
             mode: modem.mode,
             delivery_reports: modem.delivery_reports,
             health_interval: Duration::from_secs(modem.health_interval_secs),
+            unavailable_after: Duration::from_secs(sms.unavailable_after_secs),
             send_timeout: Duration::from_secs(modem.send_timeout_secs),
         }
     }
@@ -91,6 +95,9 @@ pub struct ModemStatus {
     pub health: Health,
     pub last_sent_at: Option<DateTime<Utc>>,
     pub link: LinkStats,
+    /// Since when the modem has not been ready (at start: since the task began);
+    /// `None` while it is ready or sending.
+    pub unready_since: Option<Instant>,
 }
 
 /// One SMS for the modem to send.
@@ -142,6 +149,8 @@ pub struct ModemHandle {
     /// SMS whose delivery reports said delivered (counted by the dispatcher, which
     /// matches the reports).
     pub delivered: Arc<AtomicU64>,
+    /// `[sms] unavailable_after_secs`.
+    pub unavailable_after: Duration,
 }
 
 /// Start the task for one modem. `changed` is notified whenever its state changes, so
@@ -163,6 +172,7 @@ pub fn spawn_modem(
         health: Health::default(),
         last_sent_at: None,
         link: LinkStats::default(),
+        unready_since: Some(Instant::now()),
     });
     let handle = ModemHandle {
         name: settings.name.clone(),
@@ -170,6 +180,7 @@ pub fn spawn_modem(
         jobs: jobs_tx,
         status: status_rx,
         delivered: Arc::new(AtomicU64::new(0)),
+        unavailable_after: settings.unavailable_after,
     };
     let task = ModemTask {
         settings,
@@ -549,6 +560,11 @@ impl ModemTask {
     fn set_state(&self, state: ModemState, error: Option<String>) {
         self.status.send_modify(|status| {
             status.state = state;
+            if matches!(state, ModemState::Ready | ModemState::Sending) {
+                status.unready_since = None;
+            } else if status.unready_since.is_none() {
+                status.unready_since = Some(Instant::now());
+            }
             if error.is_some() {
                 status.last_error = error;
             }

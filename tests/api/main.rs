@@ -1,6 +1,7 @@
 //! The daemon over HTTP, with its modem on a pseudo-terminal driven by the simulator.
 
 mod at_rest;
+mod availability;
 mod bad_input;
 mod helpers;
 mod hostile;

@@ -2,7 +2,8 @@
 //! (in this process, on real pseudo-terminals): any host answers any request, limits
 //! and idempotency keys are the cluster's, `from` routing reaches the host with that
 //! SIM, a host killed with `kill -9` loses no accepted code, and a host with another
-//! `secret.key` refuses to start.
+//! `secret.key` refuses to start; a host whose own modems are down still accepts while
+//! another live host's modem could send, and says `no_modem_available` once none can.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,7 +62,19 @@ async fn start_host(
     key_file: &Path,
     modems: Vec<Modem>,
 ) -> Host {
-    let (host, client) = launch(database, root, node, key_file, modems);
+    start_host_with(database, root, node, key_file, modems, "").await
+}
+
+/// [`start_host`] with `extra` appended to its config (whole sections).
+async fn start_host_with(
+    database: &TestDatabase,
+    root: &Path,
+    node: &str,
+    key_file: &Path,
+    modems: Vec<Modem>,
+    extra: &str,
+) -> Host {
+    let (host, client) = launch(database, root, node, key_file, modems, extra);
     let mut host = host;
     wait_healthy(&client, &host.base, &mut host.daemon).await;
     host
@@ -74,6 +87,7 @@ fn launch(
     node: &str,
     key_file: &Path,
     modems: Vec<Modem>,
+    extra: &str,
 ) -> (Host, Client) {
     let dir = root.join(node);
     let state = dir.join("state");
@@ -90,7 +104,7 @@ fn launch(
          [cluster]\nnode = \"{node}\"\nlease_secs = {LEASE_SECS}\n\n\
          [otp]\nresend_cooldown_secs = 30\nmax_sends_per_account_per_minute = 100000\n\n\
          [log]\nfilter = \"info\"\n\n\
-         [[account]]\nsid = \"{SID}\"\ntoken = \"{TOKEN}\"\n",
+         [[account]]\nsid = \"{SID}\"\ntoken = \"{TOKEN}\"\n\n{extra}\n",
         state.display(),
         database.url
     );
@@ -496,6 +510,7 @@ async fn a_host_with_another_secret_key_refuses_to_start() {
         "gw-c",
         &other_keys.join("secret.key"),
         vec![Modem::plain()],
+        "",
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -511,4 +526,68 @@ async fn a_host_with_another_secret_key_refuses_to_start() {
     assert!(!status.success());
     let log = c.log();
     assert!(log.contains("another secret key"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_without_a_working_modem_accepts_while_another_hosts_modem_can_send() {
+    let database = TestDatabase::create().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let key = shared_key(root.path());
+    let sms = "[sms]\nunavailable_after_secs = 2\n";
+    let off_network = Modem {
+        number: None,
+        options: SimOptions {
+            registered: false,
+            ..SimOptions::default()
+        },
+    };
+    let a = start_host_with(&database, root.path(), "gw-a", &key, vec![off_network], sms).await;
+    let mut b = start_host_with(
+        &database,
+        root.path(),
+        "gw-b",
+        &key,
+        vec![Modem::plain()],
+        sms,
+    )
+    .await;
+    let client = Client::new();
+    wait_modem_ready(&client, &a, "gw-b-m0").await;
+    // Past A's grace, its own modem counts as down; B's carries A's sends.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ready = a.get(&client, "/readyz").await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["modems_ready"], json!(["gw-b/gw-b-m0"]), "{ready}");
+    let to = "+13215550700";
+    a.send(&client, to, FROM).await;
+    let sms_out = wait_for_sms(&[&a, &b], to, Duration::from_secs(20)).await;
+    assert_eq!(a.verify(&client, to, &code_in(&sms_out)).await, 200);
+
+    // B dies: once its heartbeat is older than the lease, nothing can send.
+    b.daemon.kill();
+    let deadline = Instant::now() + Duration::from_secs(LEASE_SECS + 15);
+    let body = loop {
+        let response = a
+            .post(&client, "/2fa/send", &send_body("+13215550701", FROM))
+            .await;
+        if response.status() == 503 {
+            let body: Value = response.json().await.expect("json");
+            if body["error"] == "no_modem_available" {
+                break body;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "A never said no modem is available"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let message = body["message"].as_str().expect("message");
+    assert!(message.contains("gw-a-m0"), "{message}");
+    let response = client
+        .get(format!("{}/readyz", a.base))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(response.status(), 503);
 }
