@@ -1,4 +1,4 @@
-//! `sms2fa modem probe --device PATH`: open a modem, run the daemon's init sequence and
+//! `sms2fa modem probe --device PATH|tcp://HOST:PORT`: open a modem, run the daemon's init sequence and
 //! print what it is and how it is doing — the first thing to run on a new dongle.
 
 use std::path::PathBuf;
@@ -8,7 +8,10 @@ use anyhow::Context;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use sms2fa::at::{parse_cops, parse_cpin, parse_csq, parse_registration, RegState, SimState};
-use sms2fa::modem::{initialize, open_port, AtSession, CommandError, ModemIdentity, PinGuard};
+use sms2fa::modem::{
+    initialize, AtSession, CommandError, Connector, Device, DeviceConnector, ModemIdentity,
+    PinGuard,
+};
 use sms2fa::modem::{mask_imei, registration_name};
 
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,16 +25,25 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let port = open_port(&args.device, args.baud).with_context(|| {
-        format!(
+    let device = Device::parse(&args.device).context("--device")?;
+    let connector = DeviceConnector {
+        device: device.clone(),
+        baud: args.baud,
+    };
+    let port = connector.connect().await.with_context(|| match &device {
+        Device::Serial(path) => format!(
             "cannot open {} (is it the AT port? is ModemManager or sms2fa holding it? \
              is this user in group dialout?)",
-            args.device.display()
-        )
+            path.display()
+        ),
+        Device::Tcp(address) => format!(
+            "cannot connect to {address} (is the terminal server or ser2net listening, \
+             in raw mode?)"
+        ),
     })?;
     let mut session = AtSession::new(port);
     let mut guard = PinGuard::default();
-    println!("device        {}", args.device.display());
+    println!("device        {device}");
     let identity = tokio::time::timeout(
         INIT_TIMEOUT,
         initialize(

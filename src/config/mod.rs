@@ -408,6 +408,24 @@ pub struct ModemConfig {
     /// needs seconds; networks under load, tens of seconds).
     #[serde(default = "default_send_timeout_secs")]
     pub send_timeout_secs: u64,
+    /// What is done to a modem that stops answering, before its port is reopened.
+    #[serde(default)]
+    pub reset: ResetMode,
+}
+
+/// How a modem that stopped answering is reset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResetMode {
+    /// `AT+CFUN=1,1`: full functionality with a reset of the module.
+    #[default]
+    Cfun11,
+    /// `AT+CFUN=0` then `AT+CFUN=1`: the radio off and on, without a module reboot
+    /// (some Huawei sticks come back from `AT+CFUN=1,1` as a mass-storage device,
+    /// gammu#687).
+    Cfun01,
+    /// Nothing is sent: the port is only reopened.
+    None,
 }
 
 /// How a modem is told to send.
@@ -441,6 +459,7 @@ impl ModemConfig {
             health_interval_secs: default_health_interval_secs(),
             send_timeout_secs: default_send_timeout_secs(),
             mode: SmsMode::Pdu,
+            reset: ResetMode::default(),
         }
     }
 }

@@ -227,3 +227,37 @@ fn unavailable_after_defaults_to_a_minute_and_is_bounded() {
         );
     }
 }
+
+#[test]
+fn reset_modes_and_tcp_devices() {
+    use super::ResetMode;
+    assert_eq!(parse(GOOD).unwrap().modems[0].reset, ResetMode::Cfun11);
+    for (value, mode) in [
+        ("cfun11", ResetMode::Cfun11),
+        ("cfun01", ResetMode::Cfun01),
+        ("none", ResetMode::None),
+    ] {
+        let source = format!("{GOOD}reset = \"{value}\"\n");
+        assert_eq!(parse(&source).unwrap().modems[0].reset, mode);
+    }
+    let message = parse(&format!("{GOOD}reset = \"reboot\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("reset") && message.contains("cfun01"),
+        "{message}"
+    );
+
+    let tcp = GOOD.replace("/dev/gsm-modem", "tcp://10.0.0.5:2000");
+    assert_eq!(
+        parse(&tcp).unwrap().modems[0].device,
+        PathBuf::from("tcp://10.0.0.5:2000")
+    );
+    let message = parse(&GOOD.replace("/dev/gsm-modem", "tcp://10.0.0.5"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("`modem[0].device`") && message.contains("tcp://<host>:<port>"),
+        "{message}"
+    );
+}

@@ -206,6 +206,9 @@ impl Config {
             if !names.insert(modem.name.as_str()) {
                 return Err(at("name", "is used by two modems"));
             }
+            if let Err(e) = crate::modem::Device::parse(&modem.device) {
+                return Err(at("device", &e.to_string()));
+            }
             if modem.baud == 0 {
                 return Err(at("baud", "must be positive"));
             }

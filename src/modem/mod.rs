@@ -2,19 +2,25 @@
 
 mod availability;
 mod describe;
+mod handle;
 mod health;
 mod init;
+mod lifecycle;
 mod port;
+mod reports;
 mod session;
-mod task;
+mod submission;
 
 pub use availability::{judge as judge_availability, Availability};
 pub use describe::{mask_imei, registration_name, state_name};
+pub use handle::{
+    spawn_modem, spawn_modem_with, DeliveryReport, ModemHandle, ModemSettings, ModemState,
+    ModemStatus, SendError, SendJob,
+};
 pub use health::Health;
 pub use init::{initialize, InitError, ModemIdentity, PinGuard};
-pub use port::open_port;
+pub use port::{open_port, Connector, Device, DeviceConnector, DeviceError, Link, ModemStream};
 pub use session::{AtSession, CommandError, LinkStats};
-pub use task::{
-    spawn_modem, DeliveryReport, ModemHandle, ModemSettings, ModemState, ModemStatus, SendError,
-    SendJob,
-};
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -6,6 +6,7 @@ mod bad_input;
 mod helpers;
 mod hostile;
 mod modem_faults;
+mod network_modem;
 mod ops;
 mod policy;
 mod postgres;
