@@ -13,6 +13,7 @@
 mod cms;
 pub mod frame;
 mod line;
+mod unsolicited;
 mod urc;
 mod values;
 
@@ -26,9 +27,11 @@ pub use cms::{
     CmsClass,
 };
 pub use frame::{Context, Frame, MAX_FRAME};
+pub use unsolicited::{Memory, Unsolicited};
 pub use values::{
-    parse_cds_header, parse_cmgs, parse_cops, parse_cpin, parse_csq, parse_registration, RegDomain,
-    RegState, Registration, SignalQuality, SimState, ValueError,
+    parse_cds_header, parse_cmgl, parse_cmgr, parse_cmgs, parse_cops, parse_cpin,
+    parse_cpms_memories, parse_csq, parse_registration, ListedMessage, RegDomain, RegState,
+    Registration, SignalQuality, SimState, ValueError,
 };
 
 /// What the modem said.

@@ -269,6 +269,67 @@ pub fn parse_cops(line: &str) -> Result<Option<String>, ValueError> {
     }
 }
 
+/// One entry of `AT+CMGL` in PDU mode: `+CMGL: <index>,<stat>,[<alpha>],<length>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedMessage {
+    pub index: u32,
+    /// 0 received unread, 1 received read, 2 stored unsent, 3 stored sent.
+    pub stat: u32,
+    /// TPDU length in octets (the PDU line also holds the SMSC field).
+    pub length: u32,
+}
+
+/// `+CMGL: <index>,<stat>,[<alpha>],<length>`.
+pub fn parse_cmgl(line: &str) -> Result<ListedMessage, ValueError> {
+    let parsed: IResult<&str, Vec<Field<'_>>> =
+        all_consuming(preceded(prefix("+CMGL"), separated_list1(char(','), field)))(line.trim());
+    let (_, fields) = parsed.map_err(|_| malformed("+CMGL", line))?;
+    match fields.as_slice() {
+        [Field::Num(index), Field::Num(stat), .., Field::Num(length)] if fields.len() >= 3 => {
+            Ok(ListedMessage {
+                index: *index,
+                stat: *stat,
+                length: *length,
+            })
+        }
+        _ => Err(malformed("+CMGL", line)),
+    }
+}
+
+/// `+CMGR: <stat>,[<alpha>],<length>` (PDU mode) → (stat, TPDU length).
+pub fn parse_cmgr(line: &str) -> Result<(u32, u32), ValueError> {
+    let parsed: IResult<&str, Vec<Field<'_>>> =
+        all_consuming(preceded(prefix("+CMGR"), separated_list1(char(','), field)))(line.trim());
+    let (_, fields) = parsed.map_err(|_| malformed("+CMGR", line))?;
+    match fields.as_slice() {
+        [Field::Num(stat), .., Field::Num(length)] if fields.len() >= 2 => Ok((*stat, *length)),
+        _ => Err(malformed("+CMGR", line)),
+    }
+}
+
+/// The memories `AT+CPMS=?` offers for reading and deleting (its first list):
+/// `+CPMS: ("SM","ME","SR"),("SM","ME"),("SM","ME")`. Lenient about quotes and blanks,
+/// as firmware is (gammu tests/at-cpms-sr/generic.dump: `(ME", "SR")`); an empty
+/// answer (Samsung) offers none.
+pub fn parse_cpms_memories(line: &str) -> Result<Vec<String>, ValueError> {
+    let parsed: IResult<&str, &str> = preceded(prefix("+CPMS"), rest)(line.trim());
+    let (_, value) = parsed.map_err(|_| malformed("+CPMS", line))?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(Vec::new());
+    }
+    let first = value
+        .strip_prefix('(')
+        .and_then(|v| v.split_once(')'))
+        .map(|(list, _)| list)
+        .ok_or_else(|| malformed("+CPMS", line))?;
+    Ok(first
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +441,43 @@ mod tests {
         assert_eq!(parse_cds_header("+CDS:25"), Ok(25));
         assert!(parse_cds_header("+CDS: 6,45,\"+316\",145").is_err());
         assert!(parse_cds_header("+CDSI: \"SR\",1").is_err());
+    }
+
+    #[test]
+    fn stored_message_headers() {
+        assert_eq!(
+            parse_cmgl("+CMGL: 1,0,,23"),
+            Ok(ListedMessage {
+                index: 1,
+                stat: 0,
+                length: 23
+            })
+        );
+        assert_eq!(
+            parse_cmgl("+CMGL: 12,1,\"Alice\",40").map(|m| (m.index, m.length)),
+            Ok((12, 40))
+        );
+        assert!(parse_cmgl("+CMGL: 1,0").is_err());
+        assert!(parse_cmgl("+CMGL: x,0,,23").is_err());
+        // gammu tests/at-sms/02.dump.
+        assert_eq!(parse_cmgr("+CMGR: 3,,29"), Ok((3, 29)));
+        assert_eq!(parse_cmgr("+CMGR: 0,\"\",25"), Ok((0, 25)));
+        assert!(parse_cmgr("+CMGR: ").is_err());
+    }
+
+    #[test]
+    fn cpms_memories() {
+        let m = |line| parse_cpms_memories(line);
+        assert_eq!(
+            m("+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")"),
+            Ok(vec!["SM".into(), "ME".into()])
+        );
+        assert_eq!(
+            m("+CPMS: (ME\", \"SR\"), (\"ME\", \"SR\"), (\"ME\")"),
+            Ok(vec!["ME".into(), "SR".into()])
+        );
+        assert_eq!(m("+CPMS: "), Ok(vec![]));
+        assert!(m("+CPMS: \"SM\",0,20").is_err());
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::at::{classify_cms, CmsClass};
 use crate::modem::SendError;
 use crate::store::OutboundMessage;
 
@@ -80,9 +79,9 @@ impl RetryPolicy {
         let reason = error.to_string();
         let schedule = match error {
             SendError::Encoding(_) => return Outcome::Failed(reason),
-            SendError::Refused { code, .. } if classify_cms(*code) == CmsClass::Permanent => {
-                return Outcome::Failed(reason)
-            }
+            SendError::Refused {
+                permanent: true, ..
+            } => return Outcome::Failed(reason),
             SendError::Refused { code, .. } => CMS_SCHEDULES
                 .iter()
                 .find(|(c, _)| c == code)
@@ -137,10 +136,7 @@ mod tests {
     fn temporary_error_is_retried_with_growing_delay() {
         let policy = RetryPolicy::default();
         let now = Utc::now();
-        let err = Err(SendError::Refused {
-            code: 500,
-            detail: String::new(),
-        });
+        let err = Err(SendError::refused(500));
         let Outcome::Retry { at: first, .. } = policy.judge(&message(1, 600), &err, now) else {
             panic!("expected a retry")
         };
@@ -155,12 +151,7 @@ mod tests {
     fn each_kind_of_failure_has_its_own_schedule() {
         let policy = RetryPolicy::default();
         let now = Utc::now();
-        let refused = |code| {
-            Err(SendError::Refused {
-                code,
-                detail: String::new(),
-            })
-        };
+        let refused = |code| Err(SendError::refused(code));
         let delay = |attempts, result: &Result<Vec<u8>, SendError>| match policy.judge(
             &message(attempts, 3600),
             result,
@@ -196,10 +187,7 @@ mod tests {
 
     #[test]
     fn permanent_error_fails_at_once() {
-        let err = Err(SendError::Refused {
-            code: 21,
-            detail: String::new(),
-        });
+        let err = Err(SendError::refused(21));
         assert!(matches!(
             RetryPolicy::default().judge(&message(1, 600), &err, Utc::now()),
             Outcome::Failed(_)

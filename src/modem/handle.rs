@@ -105,9 +105,15 @@ pub struct SendJob {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SendError {
-    /// The modem refused with `+CMS ERROR: <code>`.
+    /// The modem refused with `+CMS ERROR: <code>`; `permanent` when sending the same
+    /// message again can only fail again (classified here, at the modem's edge, from
+    /// the AT layer's table).
     #[error("the modem refused the SMS: {detail}")]
-    Refused { code: u16, detail: String },
+    Refused {
+        code: u16,
+        detail: String,
+        permanent: bool,
+    },
     /// No clear answer after the PDU went out: the SMS may or may not have been sent.
     #[error("no answer after the SMS was handed to the modem ({0}); it may arrive twice")]
     Unconfirmed(String),
@@ -194,7 +200,20 @@ pub fn spawn_modem_with(
         shutdown,
         reference: rand::random(),
         pin_guard: PinGuard::default(),
+        storage: Default::default(),
     };
     tokio::spawn(task.run());
     handle
+}
+
+impl SendError {
+    /// The refusal `+CMS ERROR: <code>` means: `+CMS ERROR: 42 (congestion)`, and
+    /// whether it is permanent.
+    pub fn refused(code: u16) -> Self {
+        Self::Refused {
+            code,
+            detail: crate::at::describe_cms_error(&crate::at::ErrorCode::Numeric(code)),
+            permanent: crate::at::classify_cms(code) == crate::at::CmsClass::Permanent,
+        }
+    }
 }

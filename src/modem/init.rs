@@ -235,11 +235,19 @@ async fn set_up_reports<S: AsyncRead + AsyncWrite + Unpin>(
     for (index, variant) in CNMI_VARIANTS.iter().enumerate() {
         match session.command(variant, QUERY_TIMEOUT).await {
             Ok(_) if index == 0 => return Ok(()),
+            Ok(_) if index == 1 => {
+                tracing::info!(
+                    command = variant,
+                    "the modem stores status reports (+CDSI); they are read from its storage"
+                );
+                return Ok(());
+            }
             Ok(_) => {
-                // `<ds>` other than 1: reports are stored or dropped, not sent as `+CDS`.
+                // Reports are dropped, or stored without a word: only the storage
+                // sweep every health check can find them.
                 tracing::warn!(
                     command = variant,
-                    "the modem refuses direct status reports; messages will stay `sent`"
+                    "the modem routes no status reports; they are looked for in its storage at each health check"
                 );
                 return Ok(());
             }

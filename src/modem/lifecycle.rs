@@ -16,7 +16,7 @@ use super::health;
 use super::init::{initialize, InitError, PinGuard};
 use super::port::Connector;
 use super::session::{AtSession, CommandError, LinkStats};
-use crate::config::ResetMode;
+use crate::config::{ResetMode, SmsMode};
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -41,6 +41,7 @@ pub(super) struct ModemTask {
     /// Concatenation reference, rotated per multi-part message.
     pub(super) reference: u16,
     pub(super) pin_guard: PinGuard,
+    pub(super) storage: super::reports::Storage,
 }
 
 /// Why a link was given up.
@@ -125,11 +126,18 @@ impl ModemTask {
         self.status.send_modify(|s| s.identity = identity);
         // The link works: the next outage starts its backoff afresh.
         *backoff = BACKOFF_START;
+        self.forget_storage();
+        if let Err(e) = self.look_after_storage(&mut session, true).await {
+            return self.unresponsive(&mut session, e).await;
+        }
         let mut health_tick = tokio::time::interval(self.settings.health_interval);
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut registered = false;
         loop {
-            self.forward_reports(&mut session);
+            self.take_unsolicited(&mut session);
+            if let Err(e) = self.look_after_storage(&mut session, false).await {
+                return self.unresponsive(&mut session, e).await;
+            }
             self.publish_link(session.stats());
             if !registered {
                 match self.await_registration(&mut session).await {
@@ -154,6 +162,9 @@ impl ModemTask {
                     self.set_state(ModemState::Ready, None);
                 }
                 _ = health_tick.tick() => {
+                    if let Err(e) = self.look_after_storage(&mut session, true).await {
+                        return self.unresponsive(&mut session, e).await;
+                    }
                     match health::check(&mut session).await {
                         Ok(health) => {
                             registered = health.registered();
@@ -173,6 +184,25 @@ impl ModemTask {
                 }
             }
         }
+    }
+
+    /// Read the stored reports the modem announced, and with `sweep` list its storage
+    /// for those it did not. Only with delivery reports asked for, in PDU mode (text
+    /// mode lists in another format).
+    async fn look_after_storage<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut AtSession<S>,
+        sweep: bool,
+    ) -> Result<(), CommandError> {
+        if !self.settings.delivery_reports || self.settings.mode != SmsMode::Pdu {
+            return Ok(());
+        }
+        self.read_announced(session).await?;
+        if sweep {
+            self.sweep_storage(session).await?;
+        }
+        self.take_unsolicited(session);
+        Ok(())
     }
 
     /// Poll until registered (true) or shutdown (false).

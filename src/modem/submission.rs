@@ -47,7 +47,7 @@ impl ModemTask {
         let mut references = Vec::with_capacity(submissions.len());
         for (index, submission) in submissions.iter().enumerate() {
             let result = self.submit(session, submission).await;
-            self.forward_reports(session);
+            self.take_unsolicited(session);
             match result {
                 Ok(mr) => references.push(mr),
                 Err(SendPduError {
@@ -55,10 +55,7 @@ impl ModemTask {
                     pdu_written,
                 }) => {
                     let outcome = if let Some(code) = e.cms_code() {
-                        SendError::Refused {
-                            code,
-                            detail: describe_refusal(code),
-                        }
+                        SendError::refused(code)
                     } else if pdu_written || index > 0 {
                         // No answer after the PDU went out (or after a part was
                         // accepted): the user may get it, so it may arrive twice.
@@ -134,9 +131,4 @@ impl ModemTask {
             )
             .await
     }
-}
-
-/// `+CMS ERROR: 42 (congestion)`, from the AT layer's table.
-fn describe_refusal(code: u16) -> String {
-    crate::at::describe_cms_error(&crate::at::ErrorCode::Numeric(code))
 }

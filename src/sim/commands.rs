@@ -82,8 +82,18 @@ pub enum Command {
     SetServiceCentre,
     /// `AT+CIMI`: the SIM's IMSI.
     Imsi,
-    /// `AT+CPMS?`: message storage (empty).
+    /// `AT+CPMS?`: the memories in use and how full they are.
     QueryStorage,
+    /// `AT+CPMS=?`: the memories offered.
+    TestStorage,
+    /// `AT+CPMS="<mem1>"[,...]`: the memory read, listed and deleted from.
+    SelectStorage(String),
+    /// `AT+CMGR=<index>`.
+    ReadMessage(u32),
+    /// `AT+CMGD=<index>[,<flag>]`.
+    DeleteMessage(u32),
+    /// `AT+CMGL=<stat>` (PDU mode: 0 to 4, 4 all).
+    ListMessages(u8),
     Manufacturer,
     Model,
     Revision,
@@ -232,7 +242,24 @@ fn extended(name: &str, op: Op<'_>) -> Option<Command> {
         ("+CSCA", Op::Read) => Some(C::QueryServiceCentre),
         ("+CSCA", Op::Set(_)) => Some(C::SetServiceCentre),
         ("+CIMI", Op::Exec) => Some(C::Imsi),
-        ("+CPMS", Op::Read | Op::Set(_)) => Some(C::QueryStorage),
+        ("+CPMS", Op::Read) => Some(C::QueryStorage),
+        ("+CPMS", Op::Test) => Some(C::TestStorage),
+        ("+CPMS", Op::Set(a)) => {
+            let args = split_args(a);
+            let mem = unquote(args.first()?)?.to_ascii_uppercase();
+            Some(C::SelectStorage(mem))
+        }
+        ("+CMGR", Op::Set(a)) => a.trim().parse::<u32>().ok().map(C::ReadMessage),
+        ("+CMGD", Op::Set(a)) => {
+            let args = split_args(a);
+            args.first()?
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .map(C::DeleteMessage)
+        }
+        ("+CMGL", Op::Set(a)) => number_in(a, 0..=4).map(C::ListMessages),
+        ("+CMGL", Op::Exec) => Some(C::ListMessages(0)),
         ("+CFUN", Op::Read) => Some(C::QueryFunctionality),
         ("+CFUN", Op::Set(a)) => {
             let args = split_args(a);
@@ -354,5 +381,15 @@ mod tests {
         assert_eq!(p("AT+CSCA=\"+15550009999\",145"), Command::SetServiceCentre);
         assert_eq!(p("AT+CIMI"), Command::Imsi);
         assert_eq!(p("AT+CPMS?"), Command::QueryStorage);
+        assert_eq!(p("AT+CPMS=?"), Command::TestStorage);
+        assert_eq!(p("AT+CPMS=\"sr\""), Command::SelectStorage("SR".into()));
+        assert_eq!(
+            p("AT+CPMS=\"SM\",\"SM\",\"SM\""),
+            Command::SelectStorage("SM".into())
+        );
+        assert_eq!(p("AT+CMGR=3"), Command::ReadMessage(3));
+        assert_eq!(p("AT+CMGD=3,0"), Command::DeleteMessage(3));
+        assert_eq!(p("AT+CMGL=4"), Command::ListMessages(4));
+        assert_eq!(p("AT+CMGL=5"), Command::Unknown);
     }
 }

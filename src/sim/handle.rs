@@ -166,6 +166,8 @@ pub(crate) struct ControlState {
     /// Sessions started before this count was reached end when it grows.
     pub unplugs: u64,
     pub urcs: VecDeque<String>,
+    /// Entries per memory, as the session last published them.
+    pub storage: std::collections::BTreeMap<String, usize>,
 }
 
 impl SimHandle {
@@ -200,6 +202,15 @@ impl SimHandle {
     /// stream, as when a dongle is pulled out. Sessions started later are unaffected.
     pub fn unplug(&self) {
         self.update(|c| c.unplugs += 1);
+    }
+
+    /// How many messages each memory (`SM`, `ME`, `SR`) holds, as of the last change.
+    pub fn stored(&self) -> std::collections::BTreeMap<String, usize> {
+        self.control().storage.clone()
+    }
+
+    pub(crate) fn publish_storage(&self, counts: std::collections::BTreeMap<String, usize>) {
+        self.control().storage = counts;
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {

@@ -11,7 +11,9 @@
 //! - SMS commands answer `+CMS ERROR: 311` while the SIM wants its PIN (316 for PUK,
 //!   314 while busy after the PIN); an unregistered modem answers 331 after the body.
 //! - `+CDS` is only emitted when `AT+CNMI` routed status reports (`<ds>` = 1) and the
-//!   PDU asked for one (TP-SRR).
+//!   PDU asked for one (TP-SRR); with `<ds>` = 2 the report is stored in `SR` and
+//!   announced by `+CDSI: "SR",<index>`. `AT+CPMS`, `AT+CMGR`, `AT+CMGD` and
+//!   `AT+CMGL` (PDU mode) work on `SM`, `ME` and `SR`, 20 entries each.
 //! - With `cpin_without_final`, `AT+CPIN?` is answered by its `+CPIN:` line alone
 //!   (Wavecom).
 //! - `ATZ` restores echo and `AT+CMEE`; `AT+CFUN=1,1` reboots: settings lost, PIN
@@ -25,11 +27,13 @@ mod reply;
 mod report;
 mod session;
 mod state;
+mod storage;
 mod submit;
 
 pub use handle::{SimHandle, SimStats, SimStatsSnapshot, COMMAND_HISTORY};
 pub use log::{SmsLog, SmsLogError};
 pub use pty::SimPort;
+pub use storage::StoredPdu;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -83,6 +87,11 @@ pub struct SimOptions {
     pub delivery_report_delay: Duration,
     /// TP-ST of the reports: 0 delivered, 0x20.. pending, 0x40.. failed.
     pub delivery_status: u8,
+    /// With `<ds>` = 2 reports are stored in `SR` and announced by `+CDSI: "SR",<n>`;
+    /// with this set they are stored without a word, as when the `+CDSI` was lost.
+    pub cdsi_silent: bool,
+    /// Messages in storage at power-on: (memory, entry).
+    pub stored: Vec<(String, StoredPdu)>,
     /// Counters and run-time controls; clones of these options share it.
     pub handle: SimHandle,
 }
@@ -107,6 +116,8 @@ impl Default for SimOptions {
             delivery_reports: false,
             delivery_report_delay: Duration::ZERO,
             delivery_status: 0,
+            cdsi_silent: false,
+            stored: Vec::new(),
             handle: SimHandle::default(),
         }
     }

@@ -8,10 +8,9 @@ use crate::sms::{encode_status_report, DeliveryStatus, StatusReport};
 /// The service centre address the simulated network puts in its reports.
 const SMSC: &str = "+46700000000";
 
-/// `\r\n+CDS: <tpdu length>\r\n<hex>\r\n` for message reference `mr` to `recipient`
-/// with TP-ST `status`; `None` when the recipient cannot be encoded, in which case no
-/// report is emitted.
-pub fn cds_urc(mr: u8, recipient: &str, status: u8) -> Option<Vec<u8>> {
+/// The SMS-STATUS-REPORT PDU (SMSC field first) for message reference `mr` to
+/// `recipient` with TP-ST `status`; `None` when the recipient cannot be encoded.
+pub fn status_report_pdu(mr: u8, recipient: &str, status: u8) -> Option<Vec<u8>> {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let report = StatusReport {
         message_reference: mr,
@@ -20,7 +19,13 @@ pub fn cds_urc(mr: u8, recipient: &str, status: u8) -> Option<Vec<u8>> {
         discharge_time: now,
         status: DeliveryStatus::from_tp_st(status),
     };
-    let pdu = encode_status_report(&report, Some(SMSC)).ok()?;
+    encode_status_report(&report, Some(SMSC)).ok()
+}
+
+/// `\r\n+CDS: <tpdu length>\r\n<hex>\r\n` for that report; `None` when the recipient
+/// cannot be encoded, in which case no report is emitted.
+pub fn cds_urc(mr: u8, recipient: &str, status: u8) -> Option<Vec<u8>> {
+    let pdu = status_report_pdu(mr, recipient, status)?;
     // The `<len>` of `+CDS` counts the TPDU only: the PDU less the SMSC field.
     let smsc_field = 1 + usize::from(*pdu.first()?);
     let tpdu_len = pdu.len().checked_sub(smsc_field)?;

@@ -16,6 +16,7 @@ use super::handle::Counter;
 use super::reply::{push_line, Final, Reply};
 use super::report;
 use super::state::{Action, Input, Modem};
+use super::storage::StoredPdu;
 use super::submit::Part;
 use super::{SimOptions, SmsLog};
 
@@ -111,6 +112,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     pub async fn run(mut self) -> io::Result<()> {
         let mut buf = [0u8; 1024];
+        self.publish_storage();
         loop {
             if self.apply_control() {
                 return Ok(());
@@ -296,8 +298,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             _ => {}
         }
         let now = Instant::now();
+        let touches_storage = matches!(command, commands::Command::DeleteMessage(_));
         match self.modem.execute(command, now) {
-            Action::Reply(reply) => self.reply(&reply, out),
+            Action::Reply(reply) => {
+                if touches_storage {
+                    self.publish_storage();
+                }
+                self.reply(&reply, out)
+            }
             Action::Prompt(input) => {
                 out.extend_from_slice(b"\r\n> ");
                 self.mode = Mode::Prompt(input);
@@ -403,9 +411,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let answer = pending.answer && !self.is_silent(now);
         let reply = match pending.outcome {
             Ok(part) => {
-                let wants_report = part.status_report
-                    && self.options.delivery_reports
-                    && self.modem.report_routing == 1;
+                let wants_report = part.status_report && self.options.delivery_reports;
                 let number = part.number.clone();
                 let (mr, sms) = self.modem.accept(part);
                 self.count(Counter::PartsAccepted, 1);
@@ -416,10 +422,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
                 if wants_report {
-                    let status = self.options.delivery_status;
-                    if let Some(urc) = report::cds_urc(mr, &number, status) {
-                        self.schedule_urc(now + self.options.delivery_report_delay, urc);
-                    }
+                    self.report(mr, &number, now);
                 }
                 Reply::line(format!("+CMGS: {mr}"))
             }
@@ -428,6 +431,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if answer {
             self.reply(&reply, out);
         }
+    }
+
+    /// The network's status report on part `mr`: routed as `+CDS` (`<ds>` = 1), or
+    /// stored in `SR` and announced by `+CDSI` (`<ds>` = 2), or dropped.
+    fn report(&mut self, mr: u8, number: &str, now: Instant) {
+        let status = self.options.delivery_status;
+        let at = now + self.options.delivery_report_delay;
+        match self.modem.report_routing {
+            1 => {
+                if let Some(urc) = report::cds_urc(mr, number, status) {
+                    self.schedule_urc(at, urc);
+                }
+            }
+            2 => {
+                let Some(pdu) = report::status_report_pdu(mr, number, status) else {
+                    return;
+                };
+                let entry = StoredPdu { stat: 0, pdu };
+                let Some(index) = self.modem.storage.store("SR", entry) else {
+                    return;
+                };
+                self.publish_storage();
+                if !self.options.cdsi_silent {
+                    let mut urc = Vec::new();
+                    push_line(&mut urc, &format!("+CDSI: \"SR\",{index}"));
+                    self.schedule_urc(at, urc);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn publish_storage(&self) {
+        self.options
+            .handle
+            .publish_storage(self.modem.storage.counts());
     }
 
     fn reply(&mut self, reply: &Reply, out: &mut Vec<u8>) {

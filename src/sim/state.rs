@@ -5,6 +5,7 @@ use tokio::time::Instant;
 
 use super::commands::{Charset, Command, RegKind, SendTarget};
 use super::reply::{Final, Reply};
+use super::storage::{Storage, MEMORIES};
 use super::submit::{self, Part, Reassembler};
 use super::{ReceivedSms, SimOptions};
 
@@ -62,15 +63,21 @@ pub struct Modem {
     // The TP-MR counter lives on the SIM (EF-SMSS): it survives a reboot.
     next_mr: u8,
     reassembler: Reassembler,
+    pub storage: Storage,
 }
 
 impl Modem {
     pub fn new(options: &SimOptions) -> Self {
+        let mut storage = Storage::default();
+        for (mem, entry) in &options.stored {
+            storage.store(mem, entry.clone());
+        }
         Self::fresh(
             options.clone(),
             0,
             options.registered,
             Reassembler::default(),
+            storage,
         )
     }
 
@@ -78,15 +85,25 @@ impl Modem {
     /// network side (registration, parts in reassembly) and the SIM's TP-MR counter stay.
     pub fn power_on(&mut self) {
         let reassembler = std::mem::take(&mut self.reassembler);
+        let mut storage = std::mem::take(&mut self.storage);
+        // The memory selection is a setting: lost; the contents stay.
+        let _ = storage.select("SM");
         *self = Self::fresh(
             self.options.clone(),
             self.next_mr,
             self.registered,
             reassembler,
+            storage,
         );
     }
 
-    fn fresh(options: SimOptions, next_mr: u8, registered: bool, reassembler: Reassembler) -> Self {
+    fn fresh(
+        options: SimOptions,
+        next_mr: u8,
+        registered: bool,
+        reassembler: Reassembler,
+        storage: Storage,
+    ) -> Self {
         Self {
             echo: options.echo,
             cmee: 0,
@@ -109,6 +126,7 @@ impl Modem {
             registered,
             next_mr,
             reassembler,
+            storage,
             options,
         }
     }
@@ -173,7 +191,6 @@ impl Modem {
             C::QueryServiceCentre => Reply::line("+CSCA: \"+15550009999\",145"),
             C::SetServiceCentre => Reply::ok(),
             C::Imsi => Reply::line("001010123456789"),
-            C::QueryStorage => Reply::line("+CPMS: \"SM\",0,20,\"SM\",0,20,\"SM\",0,20"),
             C::QueryFunctionality => Reply::line(format!("+CFUN: {}", u8::from(self.radio_on))),
             C::SetFunctionality { fun, reset } => {
                 if reset {
@@ -221,6 +238,47 @@ impl Modem {
             C::QueryIndications => Reply::line(format!("+CNMI: {}", self.indications)),
             C::TestIndications => Reply::line("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)"),
             C::Acknowledge => Reply::ok(),
+            C::QueryStorage => Reply::line(self.storage.usage(true)),
+            C::TestStorage => Reply::line(format!(
+                "+CPMS: ({mems}),(\"SM\",\"ME\"),(\"SM\",\"ME\")",
+                mems = MEMORIES.map(|m| format!("\"{m}\"")).join(",")
+            )),
+            C::SelectStorage(mem) => match self.storage.select(&mem) {
+                Ok(()) => Reply::line(self.storage.usage(false)),
+                Err(code) => Reply::with(Final::Cms(code)),
+            },
+            C::ReadMessage(_) | C::ListMessages(_) if self.text_mode => {
+                // Only the PDU-mode listing is simulated.
+                Reply::with(Final::Cms(302))
+            }
+            C::ReadMessage(index) => match self.storage.read(index) {
+                Ok(entry) => Reply {
+                    lines: vec![
+                        format!("+CMGR: {},,{}", entry.stat, entry.tpdu_len()),
+                        hex::encode_upper(&entry.pdu),
+                    ],
+                    result: Final::Ok,
+                },
+                Err(code) => Reply::with(Final::Cms(code)),
+            },
+            C::DeleteMessage(index) => {
+                self.storage.delete(index);
+                Reply::ok()
+            }
+            C::ListMessages(stat) => Reply {
+                lines: self
+                    .storage
+                    .list(stat)
+                    .into_iter()
+                    .flat_map(|(index, entry)| {
+                        [
+                            format!("+CMGL: {index},{},,{}", entry.stat, entry.tpdu_len()),
+                            hex::encode_upper(&entry.pdu),
+                        ]
+                    })
+                    .collect(),
+                result: Final::Ok,
+            },
             C::Send(target) => return self.send_command(target),
             _ => Reply::with(Final::Error),
         };

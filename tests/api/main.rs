@@ -15,5 +15,6 @@ mod postgres_server;
 mod redaction;
 mod send_verify;
 mod sms_encoding;
+mod stored_reports;
 #[path = "../support/tcp_proxy.rs"]
 mod tcp_proxy;
