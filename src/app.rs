@@ -130,6 +130,14 @@ impl Application {
             })
             .collect();
 
+        // The caps count what each modem sent in the last day, before this start too.
+        for modem in &modems {
+            let sends = store
+                .modem_sends(&modem.name, clock.now() - crate::store::USAGE_WINDOW)
+                .await?;
+            modem.usage().load(sends);
+        }
+
         let mut background = Vec::new();
         let dispatcher =
             Dispatcher::new(store.clone(), modems.clone(), wake.clone(), clock.clone())

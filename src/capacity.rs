@@ -3,9 +3,10 @@
 //! `503 no_modem_available` when nothing could, rather than queue a code that nobody
 //! will send; `/readyz` says why it is not ready.
 //!
-//! During the first `[sms] unavailable_after_secs` after start everything is accepted:
-//! modems take a while to boot and register, and other hosts' heartbeats are not read
-//! yet.
+//! During the first `[sms] unavailable_after_secs` after start a modem still coming up
+//! counts (its down time starts with the process), and until the other hosts' beats
+//! were read once, everything is accepted; a modem at its cap or needing an operator
+//! does not count, whenever.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -61,7 +62,8 @@ impl Capacity {
                 host.modems.iter().map(|(name, status)| RemoteModem {
                     label: format!("{}/{name}", host.node),
                     state: status["state"].as_str().unwrap_or("unknown").to_owned(),
-                    ready: matches!(status["state"].as_str(), Some("ready" | "sending")),
+                    ready: matches!(status["state"].as_str(), Some("ready" | "sending"))
+                        && status["available"].as_bool().unwrap_or(false),
                     available: status["available"].as_bool().unwrap_or(false),
                 })
             })
@@ -75,7 +77,8 @@ impl Capacity {
     /// `Ok` when a message accepted now is expected to go out; otherwise why not, for
     /// operators and the client (modem names and states, never a number).
     pub fn can_send(&self) -> Result<(), String> {
-        if self.started.elapsed() < self.grace {
+        // Before the other hosts' beats were read, they may have modems that can send.
+        if self.lock().read_at.is_none() && self.started.elapsed() < self.grace {
             return Ok(());
         }
         let mut reasons = Vec::new();
@@ -103,10 +106,12 @@ impl Capacity {
             .local
             .iter()
             .filter(|m| {
-                matches!(
+                let sending = matches!(
                     m.status.borrow().state,
                     ModemState::Ready | ModemState::Sending
-                )
+                );
+                // A modem at its cap is up but takes no work.
+                sending && m.availability() == Availability::Ready
             })
             .map(|m| m.name.clone())
             .collect();

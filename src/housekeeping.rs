@@ -30,6 +30,7 @@ pub struct Housekeeping {
 #[derive(Debug, Default)]
 struct Turn {
     codes: usize,
+    modem_sends: usize,
     backlog_left: bool,
     idempotency_keys: usize,
     messages: usize,
@@ -70,12 +71,19 @@ impl Housekeeping {
             match self.turn().await {
                 Ok(done) => {
                     backlog = done.backlog_left;
-                    if done.codes + done.idempotency_keys + done.messages + done.limits > 0 {
+                    if done.codes
+                        + done.idempotency_keys
+                        + done.messages
+                        + done.limits
+                        + done.modem_sends
+                        > 0
+                    {
                         tracing::debug!(
                             codes = done.codes,
                             idempotency_keys = done.idempotency_keys,
                             message_histories = done.messages,
                             limit_records = done.limits,
+                            modem_sends = done.modem_sends,
                             more_expired_codes = done.backlog_left,
                             "housekeeping removed expired records"
                         );
@@ -107,6 +115,7 @@ impl Housekeeping {
             .await?
             .removed;
         done.limits = self.store.sweep_limits(SWEEP_SLICE).await?.removed;
+        done.modem_sends = self.store.purge_modem_sends(SWEEP_SLICE).await?;
         Ok(done)
     }
 }

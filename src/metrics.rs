@@ -97,6 +97,11 @@ pub struct ModemSample {
     pub registration: Option<&'static str>,
     pub registered: bool,
     pub last_sent_at: Option<DateTime<Utc>>,
+    /// SMS (parts) in the rolling day and hour (what the caps count).
+    pub sent_last_day: u64,
+    pub sent_last_hour: u64,
+    /// At `max_sms_per_day` or `max_sms_per_hour`: it takes no work.
+    pub capped: bool,
 }
 
 /// Gauges sampled at scrape time.
@@ -320,6 +325,9 @@ fn scrape_registry(sample: &Sample) -> Registry {
     let registered = Family::<RegistrationLabels, GaugeF64>::default();
     let signal = Family::<ModemLabels, GaugeF64>::default();
     let last_sent = Family::<ModemLabels, GaugeF64>::default();
+    let last_day = Family::<ModemLabels, GaugeF64>::default();
+    let last_hour = Family::<ModemLabels, GaugeF64>::default();
+    let capped = Family::<ModemLabels, GaugeF64>::default();
     for modem in &sample.modems {
         let name = || ModemLabels {
             modem: modem.name.clone(),
@@ -349,6 +357,15 @@ fn scrape_registry(sample: &Sample) -> Registry {
             let seconds = at.timestamp_millis() as f64 / 1000.0;
             last_sent.get_or_create(&name()).set(seconds);
         }
+        last_day
+            .get_or_create(&name())
+            .set(modem.sent_last_day as f64);
+        last_hour
+            .get_or_create(&name())
+            .set(modem.sent_last_hour as f64);
+        capped
+            .get_or_create(&name())
+            .set(if modem.capped { 1.0 } else { 0.0 });
     }
     registry.register(
         "sms2fa_modem_state",
@@ -385,6 +402,21 @@ fn scrape_registry(sample: &Sample) -> Registry {
         "Unix time of the modem's last successful send; absent before the first",
         last_sent,
     );
+    registry.register(
+        "sms2fa_modem_sms_last_day",
+        "SMS (parts) the modem sent in the last 24 hours, what max_sms_per_day counts (since before a restart too)",
+        last_day,
+    );
+    registry.register(
+        "sms2fa_modem_sms_last_hour",
+        "SMS (parts) the modem sent in the last hour, what max_sms_per_hour counts",
+        last_hour,
+    );
+    registry.register(
+        "sms2fa_modem_capped",
+        "1 while the modem is at max_sms_per_day or max_sms_per_hour and takes no work",
+        capped,
+    );
     registry
 }
 
@@ -414,6 +446,9 @@ mod tests {
                 registration: Some("home"),
                 registered: true,
                 last_sent_at: None,
+                sent_last_day: 40,
+                sent_last_hour: 6,
+                capped: true,
             }],
             queue_depth: 3,
             queue_oldest_overdue: Some(Duration::from_millis(1500)),

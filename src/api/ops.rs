@@ -108,6 +108,11 @@ impl Ops {
 }
 
 fn modem_sample(handle: &ModemHandle) -> ModemSample {
+    let now = chrono::Utc::now();
+    let ((sent_last_day, sent_last_hour), capped) = {
+        let mut usage = handle.usage();
+        (usage.counts(now), usage.capped(now).is_some())
+    };
     let status = handle.status.borrow();
     ModemSample {
         name: handle.name.clone(),
@@ -119,6 +124,9 @@ fn modem_sample(handle: &ModemHandle) -> ModemSample {
         registration: status.health.registration.map(registration_name),
         registered: status.health.registered(),
         last_sent_at: status.last_sent_at,
+        sent_last_day,
+        sent_last_hour,
+        capped,
     }
 }
 

@@ -411,7 +411,17 @@ pub struct ModemConfig {
     /// What is done to a modem that stops answering, before its port is reopened.
     #[serde(default)]
     pub reset: ResetMode,
+    /// The most SMS (parts) this SIM sends in any 24 hours; at the cap it takes no work.
+    pub max_sms_per_day: Option<u32>,
+    /// The most SMS (parts) this SIM sends in any hour.
+    pub max_sms_per_hour: Option<u32>,
+    /// The least time between the starts of two sends on this SIM.
+    #[serde(default)]
+    pub min_interval_ms: u64,
 }
+
+/// The longest `min_interval_ms`: an hour.
+pub const MIN_INTERVAL_LIMIT_MS: u64 = 3_600_000;
 
 /// How a modem that stopped answering is reset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -460,6 +470,9 @@ impl ModemConfig {
             send_timeout_secs: default_send_timeout_secs(),
             mode: SmsMode::Pdu,
             reset: ResetMode::default(),
+            max_sms_per_day: None,
+            max_sms_per_hour: None,
+            min_interval_ms: 0,
         }
     }
 }

@@ -261,3 +261,35 @@ fn reset_modes_and_tcp_devices() {
         "{message}"
     );
 }
+
+#[test]
+fn caps_and_pacing() {
+    let modem = &parse(GOOD).unwrap().modems[0];
+    assert_eq!(
+        (
+            modem.max_sms_per_day,
+            modem.max_sms_per_hour,
+            modem.min_interval_ms
+        ),
+        (None, None, 0)
+    );
+    let source =
+        format!("{GOOD}max_sms_per_day = 500\nmax_sms_per_hour = 60\nmin_interval_ms = 1500\n");
+    let modem = &parse(&source).unwrap().modems[0];
+    assert_eq!(
+        (
+            modem.max_sms_per_day,
+            modem.max_sms_per_hour,
+            modem.min_interval_ms
+        ),
+        (Some(500), Some(60), 1500)
+    );
+    for (line, key) in [
+        ("max_sms_per_day = 0", "`modem[0].max_sms_per_day`"),
+        ("max_sms_per_hour = 0", "`modem[0].max_sms_per_hour`"),
+        ("min_interval_ms = 3600001", "`modem[0].min_interval_ms`"),
+    ] {
+        let message = parse(&format!("{GOOD}{line}\n")).unwrap_err().to_string();
+        assert!(message.contains(key), "{message}");
+    }
+}

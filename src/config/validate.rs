@@ -1,6 +1,9 @@
 //! The rules a parsed config must meet, each failure located by section and key.
 
-use super::{Backend, Config, Requirements, SmsMode, MAX_PARTS_LIMIT, UNAVAILABLE_AFTER_LIMIT};
+use super::{
+    Backend, Config, Requirements, SmsMode, MAX_PARTS_LIMIT, MIN_INTERVAL_LIMIT_MS,
+    UNAVAILABLE_AFTER_LIMIT,
+};
 use crate::sms::PhoneNumber;
 
 impl Config {
@@ -229,6 +232,20 @@ impl Config {
                 return Err(at(
                     "mode",
                     "text mode sends single-part SMS only: also set `max_parts = 1` in [sms]",
+                ));
+            }
+            for (key, cap) in [
+                ("max_sms_per_day", modem.max_sms_per_day),
+                ("max_sms_per_hour", modem.max_sms_per_hour),
+            ] {
+                if cap == Some(0) {
+                    return Err(at(key, "must be at least 1 (leave it out for no cap)"));
+                }
+            }
+            if modem.min_interval_ms > MIN_INTERVAL_LIMIT_MS {
+                return Err(at(
+                    "min_interval_ms",
+                    &format!("must be at most {MIN_INTERVAL_LIMIT_MS} (an hour)"),
                 ));
             }
             if !(1..=300).contains(&modem.send_timeout_secs) {

@@ -6,10 +6,12 @@ mod retry;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
+
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use crate::modem::{DeliveryReport, ModemHandle, ModemState, SendError, SendJob};
+use crate::modem::{DeliveryReport, Held, ModemHandle, ModemState, SendError, SendJob};
 use crate::otp::Clock;
 use crate::sms::PhoneNumber;
 use crate::store::{
@@ -139,6 +141,7 @@ impl Dispatcher {
                 () = tokio::time::sleep(sleep_for) => {}
                 Some(finished) = done_rx.recv() => {
                     busy[finished.modem_index] = false;
+                    self.count_against_caps(&finished);
                     // The modem's next message is claimed while this one is recorded:
                     // on a database the two round-trip chains overlap instead of
                     // adding up. (A crash in between leaves this one `submitting`, as a
@@ -171,6 +174,7 @@ impl Dispatcher {
             match tokio::time::timeout_at(deadline, done_rx.recv()).await {
                 Ok(Some(finished)) => {
                     busy[finished.modem_index] = false;
+                    self.count_against_caps(&finished);
                     unrecorded.push_back(finished);
                 }
                 _ => break,
@@ -209,10 +213,19 @@ impl Dispatcher {
         }
         self.hand_out(busy, done).await?;
         let next_due = self.store.next_due().await?;
-        Ok(next_due
+        let wait = next_due
             .map(|due| (due - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
-            .unwrap_or(MAX_IDLE)
-            .clamp(Duration::from_millis(1), MAX_IDLE))
+            .unwrap_or(MAX_IDLE);
+        // A modem held by its pacing or caps takes work again at the end of the hold.
+        let now = Utc::now();
+        let released = self
+            .modems
+            .iter()
+            .filter_map(|m| m.usage().held(now))
+            .map(|held| (held.until() - now).to_std().unwrap_or(Duration::ZERO))
+            .min()
+            .unwrap_or(MAX_IDLE);
+        Ok(wait.min(released).clamp(Duration::from_millis(1), MAX_IDLE))
     }
 
     /// Claim work for every idle ready modem.
@@ -222,8 +235,14 @@ impl Dispatcher {
         done: &mpsc::UnboundedSender<Finished>,
     ) -> Result<(), StoreError> {
         loop {
+            // Wall-clock time for the caps: the sends they count happened on it.
+            let now = Utc::now();
             let idle: Vec<usize> = (0..self.modems.len())
-                .filter(|&i| !busy[i] && self.modems[i].status.borrow().state == ModemState::Ready)
+                .filter(|&i| {
+                    !busy[i]
+                        && self.modems[i].status.borrow().state == ModemState::Ready
+                        && self.modems[i].usage().held(now).is_none()
+                })
                 .collect();
             if idle.is_empty() {
                 return Ok(());
@@ -357,6 +376,20 @@ impl Dispatcher {
             ReportOutcome::PartDelivered { .. } | ReportOutcome::Pending { .. } => {}
         }
         Ok(())
+    }
+
+    /// A send the modem accepted counts against its caps at once (the store counts it
+    /// with the `sent` step, for the next start).
+    fn count_against_caps(&self, finished: &Finished) {
+        if let Ok(references) = &finished.result {
+            let parts = u32::try_from(references.len()).unwrap_or(u32::MAX);
+            let modem = &self.modems[finished.modem_index];
+            let mut usage = modem.usage();
+            usage.record(Utc::now(), parts);
+            if let Some(held @ Held::Capped { .. }) = usage.capped(Utc::now()) {
+                tracing::warn!(modem = %modem.name, "{}; other modems take the work", held.describe());
+            }
+        }
     }
 
     async fn record(&self, finished: &Finished) -> Result<(), StoreError> {

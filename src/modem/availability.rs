@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{state_name, ModemHandle, ModemState, ModemStatus};
+use super::{state_name, Held, ModemHandle, ModemState, ModemStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
@@ -32,7 +32,13 @@ pub fn judge(
     down_for: Duration,
     unavailable_after: Duration,
     last_error: Option<&str>,
+    capped: Option<&Held>,
 ) -> Availability {
+    if let Some(held) = capped {
+        return Availability::Unavailable {
+            reason: held.describe(),
+        };
+    }
     let why = |what: String| match last_error {
         Some(error) => format!("{what}: {error}"),
         None => what,
@@ -66,11 +72,13 @@ impl ModemHandle {
         let down_for = status
             .unready_since
             .map_or(Duration::ZERO, |since| Instant::now().duration_since(since));
+        let capped = self.usage().capped(chrono::Utc::now());
         judge(
             status.state,
             down_for,
             self.unavailable_after,
             status.last_error.as_deref(),
+            capped.as_ref(),
         )
     }
 }
@@ -85,7 +93,7 @@ mod tests {
     fn ready_and_sending_take_work() {
         for state in [ModemState::Ready, ModemState::Sending] {
             assert_eq!(
-                judge(state, Duration::ZERO, LIMIT, None),
+                judge(state, Duration::ZERO, LIMIT, None, None),
                 Availability::Ready
             );
         }
@@ -94,9 +102,9 @@ mod tests {
     #[test]
     fn a_modem_down_for_less_than_the_limit_still_counts() {
         for state in [ModemState::Connecting, ModemState::Searching] {
-            let verdict = judge(state, Duration::from_secs(59), LIMIT, None);
+            let verdict = judge(state, Duration::from_secs(59), LIMIT, None, None);
             assert!(verdict.can_take_work(), "{verdict:?}");
-            let verdict = judge(state, LIMIT, LIMIT, Some("not registered"));
+            let verdict = judge(state, LIMIT, LIMIT, Some("not registered"), None);
             assert!(!verdict.can_take_work(), "{verdict:?}");
             let Availability::Unavailable { reason } = verdict else {
                 unreachable!()
@@ -106,12 +114,27 @@ mod tests {
     }
 
     #[test]
+    fn a_ready_modem_at_its_cap_does_not_count() {
+        let held = Held::Capped {
+            window: "day",
+            cap: 500,
+            until: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        };
+        let verdict = judge(ModemState::Ready, Duration::ZERO, LIMIT, None, Some(&held));
+        let Availability::Unavailable { reason } = verdict else {
+            panic!("{verdict:?}")
+        };
+        assert!(reason.contains("cap of 500 SMS per day"), "{reason}");
+    }
+
+    #[test]
     fn a_fatal_modem_never_counts() {
         let verdict = judge(
             ModemState::Fatal,
             Duration::ZERO,
             LIMIT,
             Some("the SIM refused the configured PIN"),
+            None,
         );
         assert_eq!(
             verdict,

@@ -54,6 +54,11 @@ impl ModemHandle {
         let name = handle.name.as_str();
         let status = handle.status.borrow();
         let identity = &status.identity;
+        let now = chrono::Utc::now();
+        let (caps, (sent_last_day, sent_last_hour), held) = {
+            let mut usage = handle.usage();
+            (usage.caps(), usage.counts(now), usage.held(now))
+        };
         json!({
             "name": name,
             "state": state_name(status.state),
@@ -76,6 +81,13 @@ impl ModemHandle {
                 .last_sent_at
                 .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
             "last_error": status.last_error,
+            // SMS (parts) in the rolling day and hour, against the SIM's caps.
+            "sent_last_day": sent_last_day,
+            "sent_last_hour": sent_last_hour,
+            "max_sms_per_day": caps.per_day,
+            "max_sms_per_hour": caps.per_hour,
+            "min_interval_ms": u64::try_from(caps.min_interval.as_millis()).unwrap_or(u64::MAX),
+            "held": held.map(|h| h.describe()),
         })
     }
 }

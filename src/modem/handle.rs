@@ -4,7 +4,7 @@
 //! `submission` (one SMS) and `reports` (what the modem tells unasked).
 
 use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use super::init::{ModemIdentity, PinGuard};
 use super::lifecycle::ModemTask;
 use super::port::{Connector, Device, DeviceConnector};
 use super::session::LinkStats;
+use super::usage::{Caps, Usage};
 use crate::config::{ModemConfig, ResetMode, SmsConfig, SmsMode};
 use crate::sms::{PhoneNumber, StatusReport};
 
@@ -38,6 +39,7 @@ pub struct ModemSettings {
     pub mode: SmsMode,
     pub concat_ref16: bool,
     pub reset: ResetMode,
+    pub caps: Caps,
 }
 
 impl ModemSettings {
@@ -58,6 +60,11 @@ impl ModemSettings {
             concat_ref16: sms.concat_reference_16bit,
             mode: modem.mode,
             reset: modem.reset,
+            caps: Caps {
+                per_day: modem.max_sms_per_day,
+                per_hour: modem.max_sms_per_hour,
+                min_interval: Duration::from_millis(modem.min_interval_ms),
+            },
             delivery_reports: modem.delivery_reports,
             health_interval: Duration::from_secs(modem.health_interval_secs),
             unavailable_after: Duration::from_secs(sms.unavailable_after_secs),
@@ -143,6 +150,16 @@ pub struct ModemHandle {
     pub delivered: Arc<AtomicU64>,
     /// `[sms] unavailable_after_secs`.
     pub unavailable_after: Duration,
+    /// What it sent lately, against its caps; the dispatcher records each send.
+    pub usage: Arc<Mutex<Usage>>,
+}
+
+impl ModemHandle {
+    /// This modem's usage, locked for a moment.
+    pub fn usage(&self) -> MutexGuard<'_, Usage> {
+        // Holders only read or push: a poisoned lock still holds whole counts.
+        self.usage.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Start the task for one modem. `changed` is notified whenever its state changes, so
@@ -189,6 +206,7 @@ pub fn spawn_modem_with(
         status: status_rx,
         delivered: Arc::new(AtomicU64::new(0)),
         unavailable_after: settings.unavailable_after,
+        usage: Arc::new(Mutex::new(Usage::new(settings.caps))),
     };
     let task = ModemTask {
         settings,

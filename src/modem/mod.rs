@@ -10,6 +10,7 @@ mod port;
 mod reports;
 mod session;
 mod submission;
+mod usage;
 
 pub use availability::{judge as judge_availability, Availability};
 pub use describe::{mask_imei, registration_name, state_name};
@@ -21,6 +22,7 @@ pub use health::Health;
 pub use init::{initialize, InitError, ModemIdentity, PinGuard};
 pub use port::{open_port, Connector, Device, DeviceConnector, DeviceError, Link, ModemStream};
 pub use session::{AtSession, CommandError, LinkStats};
+pub use usage::{Caps, Held, Usage};
 
 #[cfg(test)]
 pub(crate) mod tests;

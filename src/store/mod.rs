@@ -1,7 +1,7 @@
 //! Durable state, behind traits by aggregate: codes and their limits ([`CodeStore`]),
 //! the outbox and message histories ([`OutboxStore`]), idempotency keys
-//! ([`IdempotencyStore`]), delivery reports ([`ReportStore`]) and forgetting
-//! ([`RetentionStore`]). [`Store`] is all of them; the rest of the program holds an
+//! ([`IdempotencyStore`]), delivery reports ([`ReportStore`]), forgetting
+//! ([`RetentionStore`]) and what each modem sent lately ([`UsageStore`]). [`Store`] is all of them; the rest of the program holds an
 //! `Arc<dyn Store>` and never names a backend's library.
 //!
 //! Every backend keeps the same invariants:
@@ -28,6 +28,7 @@ pub(crate) mod reports;
 mod retention;
 mod scope;
 pub mod sled;
+mod usage;
 
 use std::sync::Arc;
 
@@ -49,6 +50,7 @@ pub use records::{
 pub use reports::{ReportOutcome, ReportStore};
 pub use retention::{RetentionStore, Swept};
 pub use scope::ScopeState;
+pub use usage::{UsageStore, USAGE_WINDOW};
 
 /// The whole store, as the daemon holds it.
 #[async_trait]
@@ -59,6 +61,7 @@ pub trait Store:
     + ReportStore
     + RetentionStore
     + ClusterStore
+    + UsageStore
     + Send
     + Sync
 {

@@ -3,6 +3,7 @@
 mod at_rest;
 mod availability;
 mod bad_input;
+mod caps;
 mod helpers;
 mod hostile;
 mod modem_faults;

@@ -13,6 +13,11 @@ use crate::store::StoreError;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "store", include_str!("migrations/0001_store.sql")),
     (2, "cluster", include_str!("migrations/0002_cluster.sql")),
+    (
+        3,
+        "modem sends",
+        include_str!("migrations/0003_modem_sends.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

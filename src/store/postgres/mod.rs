@@ -30,6 +30,7 @@ mod statements;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod usage;
 
 use std::sync::Arc;
 

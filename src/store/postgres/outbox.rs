@@ -50,6 +50,11 @@ const INDEX_PARTS: &str =
      ON CONFLICT (host, modem, mr) DO UPDATE SET message_id = excluded.message_id, \
        recipient = excluded.recipient, sent_at = excluded.sent_at";
 
+/// A send counted against the modem's caps ([`crate::store::UsageStore`]).
+const COUNT_SEND: &str =
+    "INSERT INTO modem_sends (host, modem, sent_at, message_id, parts) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT DO NOTHING";
+
 pub(super) async fn push_transition(
     tx: &Tx<'_>,
     id: &str,
@@ -193,11 +198,16 @@ impl OutboxStore for PgStore {
             let release_statement = tx.prepare(RELEASE).await?;
             let index_statement = tx.prepare(INDEX_PARTS).await?;
             tx.prepare(PUSH_TRANSITION).await?;
+            let count_statement = tx.prepare(COUNT_SEND).await?;
             let release_params: [&(dyn ToSql + Sync); 2] = [&lease.message_id, &lease.token];
-            let (released, indexed, pushed) = tokio::join!(
+            let parts_sent = i16::from(parts);
+            let count_params: [&(dyn ToSql + Sync); 5] =
+                [&self.node, &modem, &now, &message.id, &parts_sent];
+            let (released, indexed, pushed, counted) = tokio::join!(
                 tx.run(&release_statement, &release_params),
                 tx.run(&index_statement, &part_params),
                 push_transition(tx, &message.id, &sent, Some(counts)),
+                tx.run(&count_statement, &count_params),
             );
             let released = released? == 1;
             if !released {
@@ -205,6 +215,7 @@ impl OutboxStore for PgStore {
             }
             indexed?;
             pushed?;
+            counted?;
             Ok(Outcome::Commit(true))
         })
     }

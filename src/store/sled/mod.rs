@@ -21,6 +21,7 @@
 //! - `idempotency` (+ `idempotency_index` by time): the first answer per
 //!   `Idempotency-Key`, for 24 hours
 //! - `reports`: (modem, TP-MR) → sent part, to match delivery reports
+//! - `modem_sends`: (time, modem, message id) → parts sent, for per-SIM caps; kept a day
 //!
 //! One host owns the database (sled's file lock), so a lease needs no fencing here:
 //! every token is 0, and a claim made durable before the SMS goes out stands for
@@ -35,6 +36,7 @@ mod records;
 mod reports;
 mod retention;
 mod turns;
+mod usage;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -83,6 +85,7 @@ pub struct SledStore {
     idempotency: ::sled::Tree,
     idempotency_index: ::sled::Tree,
     reports: ::sled::Tree,
+    modem_sends: ::sled::Tree,
     flusher: Flusher,
     send_turns: Turns,
     at_rest: AtRest,
@@ -114,6 +117,7 @@ impl SledStore {
             idempotency: tree("idempotency")?,
             idempotency_index: tree("idempotency_index")?,
             reports: tree("reports")?,
+            modem_sends: tree("modem_sends")?,
             flusher: Flusher::spawn(db.clone()).map_err(|e| StoreError::Open {
                 path: path.to_owned(),
                 detail: e.to_string(),

@@ -176,12 +176,19 @@ impl SledStore {
         let parts = u8::try_from(message_references.len()).unwrap_or(u8::MAX);
         let mut sent = Transition::new(now, MessageStatus::Sent).on(Some(modem));
         sent.message_references = message_references.clone();
-        (&self.inflight, &self.messages, &self.reports).transaction(
-            |(inflight, messages, reports)| {
+        let send_key = super::usage::send_key(now, modem, id);
+        (
+            &self.inflight,
+            &self.messages,
+            &self.reports,
+            &self.modem_sends,
+        )
+            .transaction(|(inflight, messages, reports, modem_sends)| {
                 inflight.remove(id.as_bytes())?;
                 for &mr in &message_references {
                     reports.insert(report_key(modem, mr), part.as_slice())?;
                 }
+                modem_sends.insert(send_key.as_slice(), &[parts])?;
                 if let Some(bytes) = messages.get(id.as_bytes())? {
                     let mut record: MessageRecord = decode_tx(&bytes, "messages")?;
                     record.parts = parts;
@@ -190,8 +197,7 @@ impl SledStore {
                     messages.insert(id.as_bytes(), encode(&record))?;
                 }
                 Ok::<_, ConflictableTransactionError<StoreError>>(())
-            },
-        )?;
+            })?;
         Ok(())
     }
 

@@ -133,7 +133,51 @@ behaviour!(
     concurrent_sends_cannot_overrun_the_cooldown_or_the_account_rate,
     forty_concurrent_verifies_of_one_code_approve_exactly_once,
     twenty_concurrent_sends_to_one_number_admit_exactly_one,
+    sends_count_per_modem_across_a_restart_and_age_out,
 );
+
+/// Each `sent` step counts the message's parts against its modem; the counts are read
+/// back after a restart, and purged once older than a day.
+async fn sends_count_per_modem_across_a_restart_and_age_out(fx: Fixture) {
+    let store = &*fx.store;
+    let start = fx.clock_now();
+    for (id, number, modem, parts) in [
+        ("SM1", "+15551111111", "m0", vec![1]),
+        ("SM2", "+15552222222", "m0", vec![2, 3]),
+        ("SM3", "+15553333333", "m1", vec![4]),
+    ] {
+        issue(store, &new_code(id, number, 1)).await;
+        let claimed = store
+            .claim_next(&|_: &OutboundMessage| Some(modem.to_owned()))
+            .await
+            .unwrap()
+            .expect("claimed");
+        assert!(store.begin_submit(&claimed.lease).await.unwrap());
+        assert!(store
+            .mark_sent(&claimed.lease, &claimed.message, modem, parts)
+            .await
+            .unwrap());
+        fx.advance(Duration::minutes(1));
+    }
+    let since = start - Duration::hours(24);
+    let parts = |sends: Vec<(chrono::DateTime<chrono::Utc>, u32)>| -> u32 {
+        sends.iter().map(|(_, p)| p).sum()
+    };
+    let restarted = fx.restart().await;
+    assert_eq!(parts(restarted.modem_sends("m0", since).await.unwrap()), 3);
+    assert_eq!(parts(restarted.modem_sends("m1", since).await.unwrap()), 1);
+    assert!(restarted.modem_sends("m9", since).await.unwrap().is_empty());
+    let recent = restarted
+        .modem_sends("m0", start + Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(parts(recent), 2, "only SM2 is after the cut");
+    assert_eq!(restarted.purge_modem_sends(100).await.unwrap(), 0);
+    fx.advance(Duration::hours(24));
+    assert_eq!(restarted.purge_modem_sends(2).await.unwrap(), 2);
+    assert_eq!(restarted.purge_modem_sends(100).await.unwrap(), 1);
+    assert!(restarted.modem_sends("m0", since).await.unwrap().is_empty());
+}
 
 async fn issue_queues_the_message_and_replaces_the_old_code(fx: Fixture) {
     let store = &*fx.store;
