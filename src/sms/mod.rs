@@ -1,13 +1,16 @@
 //! The pure SMS layer: phone numbers, GSM 03.38 / UCS-2 text coding, splitting into
-//! concatenated parts, SMS-SUBMIT encoding and SMS-STATUS-REPORT decoding
+//! concatenated parts, SMS-SUBMIT encoding, SMS-DELIVER decoding and reassembly, and
+//! SMS-STATUS-REPORT decoding
 //! (3GPP TS 23.038 / 23.040), plus the decoders and encoders the simulated modem needs
 //! (`decode_submit`, `encode_status_report`) and the strings of text mode
 //! (`text_mode_submit`). No IO, no async.
 
 mod address;
+mod deliver;
 mod gsm7;
 mod phone;
 mod reader;
+mod reassembly;
 mod split;
 mod status_report;
 mod submit;
@@ -15,13 +18,16 @@ mod text_mode;
 mod timestamp;
 mod ucs2;
 mod udh;
+mod user_data;
 mod validity;
 
 #[cfg(test)]
 mod proptests;
 
+pub use deliver::{decode_deliver, encode_deliver, Deliver, DeliverEncodeError};
 pub use gsm7::septet_len;
 pub use phone::{PhoneNumber, PhoneNumberError};
+pub use reassembly::{Reassembly, Received, MISSING_PART};
 pub use split::{
     plan_with, GSM7_CONCAT16, GSM7_CONCAT8, GSM7_SINGLE, UCS2_CONCAT16, UCS2_CONCAT8, UCS2_SINGLE,
 };
@@ -30,6 +36,7 @@ pub use text_mode::{
     csmp_params, text_mode_submit, CsmpParams, TextCharset, TextModeSubmit, TODA_INTERNATIONAL,
 };
 pub use timestamp::TimestampError;
+pub use user_data::DataCoding;
 pub use validity::{relative_validity, relative_vp};
 
 use std::time::Duration;

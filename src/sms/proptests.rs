@@ -142,6 +142,37 @@ proptest! {
     fn decoders_never_panic_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = decode_submit(&bytes);
         let _ = decode_status_report(&bytes);
+        let _ = decode_deliver(&bytes);
+    }
+
+    #[test]
+    fn delivers_round_trip_and_reassemble_in_any_order(
+        text in any_text(),
+        sender in prop_oneof!["\\+[1-9][0-9]{6,14}", "[A-Za-z]{1,11}", "[0-9]{3,6}"],
+        reference in any::<u16>(),
+        order in any::<prop::sample::Index>(),
+    ) {
+        prop_assume!(!text.is_empty());
+        let Ok(pdus) = encode_deliver(&sender, &text, "2026-12-05T10:00:00+01:00", reference) else {
+            return Ok(());
+        };
+        let mut parts: Vec<Deliver> = pdus.iter().map(|p| decode_deliver(p).unwrap()).collect();
+        prop_assert!(parts.iter().all(|p| p.sender == sender));
+        // Any rotation of the arrival order gives the text back once, at the last part.
+        let shift = order.index(parts.len());
+        parts.rotate_left(shift);
+        let mut reassembly = Reassembly::default();
+        let count = parts.len();
+        let mut whole = None;
+        for (i, part) in parts.into_iter().enumerate() {
+            let done = reassembly.add(i, part, chrono::Utc::now());
+            prop_assert_eq!(done.is_some(), i + 1 == count);
+            whole = whole.or(done);
+        }
+        let whole = whole.unwrap();
+        prop_assert_eq!(whole.text, text);
+        prop_assert_eq!(whole.parts, count);
+        prop_assert_eq!(reassembly.waiting(), 0);
     }
 
     #[test]
@@ -159,6 +190,14 @@ proptest! {
         }
         let _ = decode_submit(&bytes);
         let _ = decode_submit(&bytes[..cut.index(bytes.len())]);
+        let _ = decode_deliver(&bytes);
+        if let Ok(delivers) = encode_deliver("+447700900123", &text, "2026-12-05T10:00:00Z", 1) {
+            let mut deliver = delivers[0].clone();
+            let i = cut.index(deliver.len());
+            deliver[i] ^= bytes[0] | 1;
+            let _ = decode_deliver(&deliver);
+            let _ = decode_deliver(&deliver[..i]);
+        }
         let report = hex::decode("0006D60B911326880736F4111011719551401110117195714000").unwrap();
         let mut report = report;
         let i = cut.index(report.len());

@@ -5,11 +5,11 @@ use super::address;
 use super::reader::Reader;
 use super::split::{split, SplitText};
 use super::udh::{self, ConcatHeader};
+use super::user_data::{self, DataCoding};
 use super::validity::relative_vp;
 use super::{gsm7, ucs2};
 use super::{
-    Coding, ConcatInfo, DecodeError, DecodedSubmit, EncodeError, PhoneNumber, SubmitOptions,
-    SubmitPdu,
+    Coding, DecodeError, DecodedSubmit, EncodeError, PhoneNumber, SubmitOptions, SubmitPdu,
 };
 
 const MTI_MASK: u8 = 0b11;
@@ -21,10 +21,6 @@ const UDHI: u8 = 0x40;
 
 const DCS_GSM7: u8 = 0x00;
 const DCS_UCS2: u8 = 0x08;
-
-/// The most user data one SMS carries, in octets (TS 23.040 §9.2.3.16).
-const MAX_UD_OCTETS: usize = 140;
-const MAX_UD_SEPTETS: usize = 160;
 
 /// See [`super::encode_submit`].
 pub fn encode_submit(
@@ -146,8 +142,8 @@ pub fn decode_submit(pdu: &[u8]) -> Result<DecodedSubmit, DecodeError> {
     let udl = usize::from(r.u8()?);
     let ud = r.rest();
     let (text, concat) = match coding {
-        Coding::Gsm7 => decode_gsm7_ud(udl, ud, first & UDHI != 0)?,
-        Coding::Ucs2 => decode_ucs2_ud(udl, ud, first & UDHI != 0)?,
+        Coding::Gsm7 => user_data::decode_gsm7(udl, ud, first & UDHI != 0)?,
+        Coding::Ucs2 => user_data::decode_ucs2(udl, ud, first & UDHI != 0)?,
     };
     Ok(DecodedSubmit {
         smsc,
@@ -161,61 +157,13 @@ pub fn decode_submit(pdu: &[u8]) -> Result<DecodedSubmit, DecodeError> {
     })
 }
 
-/// The coding a TP-DCS names (TS 23.038 §4); 8-bit data, compression and reserved
-/// groups are not text this crate reads.
+/// The coding a TP-DCS names, for a SUBMIT: text only (8-bit data is `Invalid`).
 pub fn coding_of_dcs(dcs: u8) -> Result<Coding, DecodeError> {
-    match dcs >> 4 {
-        // General data coding and its automatic-deletion twin (bits 7..6 = 00 or 01).
-        0x0..=0x7 => {
-            if dcs & 0x20 != 0 {
-                return Err(DecodeError::Invalid("compressed user data"));
-            }
-            match (dcs >> 2) & 0b11 {
-                0b00 => Ok(Coding::Gsm7),
-                0b10 => Ok(Coding::Ucs2),
-                0b01 => Err(DecodeError::Invalid("8-bit data coding")),
-                _ => Err(DecodeError::Invalid("reserved alphabet")),
-            }
-        }
-        // Message waiting indication groups: discard/store with 7-bit, store with UCS-2.
-        0xC | 0xD => Ok(Coding::Gsm7),
-        0xE => Ok(Coding::Ucs2),
-        0xF if dcs & 0x04 == 0 => Ok(Coding::Gsm7),
-        0xF => Err(DecodeError::Invalid("8-bit data coding")),
-        _ => Err(DecodeError::Invalid("reserved data coding group")),
+    match user_data::data_coding(dcs)? {
+        DataCoding::Gsm7 => Ok(Coding::Gsm7),
+        DataCoding::Ucs2 => Ok(Coding::Ucs2),
+        DataCoding::Eight => Err(DecodeError::Invalid("8-bit data coding")),
     }
-}
-
-fn decode_gsm7_ud(
-    udl: usize,
-    ud: &[u8],
-    has_udh: bool,
-) -> Result<(String, Option<ConcatInfo>), DecodeError> {
-    if udl > MAX_UD_SEPTETS {
-        return Err(DecodeError::Invalid("TP-UDL above 160 septets"));
-    }
-    let (header_len, concat) = if has_udh { udh::parse(ud)? } else { (0, None) };
-    let (header_septets, fill) = udh::septet_alignment(header_len);
-    let count = udl
-        .checked_sub(header_septets)
-        .ok_or(DecodeError::Invalid("TP-UDL shorter than the header"))?;
-    let body = ud.get(header_len..).ok_or(DecodeError::Truncated)?;
-    let septets = gsm7::unpack(body, fill, count).ok_or(DecodeError::Truncated)?;
-    Ok((gsm7::from_septets(&septets), concat))
-}
-
-fn decode_ucs2_ud(
-    udl: usize,
-    ud: &[u8],
-    has_udh: bool,
-) -> Result<(String, Option<ConcatInfo>), DecodeError> {
-    if udl > MAX_UD_OCTETS {
-        return Err(DecodeError::Invalid("TP-UDL above 140 octets"));
-    }
-    let ud = ud.get(..udl).ok_or(DecodeError::Truncated)?;
-    let (header_len, concat) = if has_udh { udh::parse(ud)? } else { (0, None) };
-    let body = ud.get(header_len..).ok_or(DecodeError::Truncated)?;
-    Ok((ucs2::decode(body)?, concat))
 }
 
 #[cfg(test)]

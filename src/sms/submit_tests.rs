@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::sms::ConcatInfo;
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
