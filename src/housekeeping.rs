@@ -31,6 +31,7 @@ pub struct Housekeeping {
 struct Turn {
     codes: usize,
     modem_sends: usize,
+    received: usize,
     backlog_left: bool,
     idempotency_keys: usize,
     messages: usize,
@@ -84,6 +85,7 @@ impl Housekeeping {
                             message_histories = done.messages,
                             limit_records = done.limits,
                             modem_sends = done.modem_sends,
+                            received_sms = done.received,
                             more_expired_codes = done.backlog_left,
                             "housekeeping removed expired records"
                         );
@@ -116,6 +118,10 @@ impl Housekeeping {
             .removed;
         done.limits = self.store.sweep_limits(SWEEP_SLICE).await?.removed;
         done.modem_sends = self.store.purge_modem_sends(SWEEP_SLICE).await?;
+        done.received = self
+            .store
+            .purge_received(self.message_retention, SWEEP_SLICE)
+            .await?;
         Ok(done)
     }
 }

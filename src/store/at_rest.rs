@@ -27,6 +27,14 @@ struct SealedContent {
     text: String,
 }
 
+/// What a sealed received SMS holds once opened.
+#[derive(Serialize, Deserialize)]
+struct ReceivedContent {
+    sender: String,
+    text: String,
+    sent_at: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct AtRest {
     sealer: TextSealer,
@@ -82,6 +90,34 @@ impl AtRest {
         // A struct of three strings always serializes.
         let content = serde_json::to_string(&content).expect("strings serialize");
         self.sealer.seal(&message.id, &content)
+    }
+
+    /// A received SMS's sender, text and time stamp, sealed under its id.
+    pub fn seal_received(&self, id: &str, sender: &str, text: &str, sent_at: &str) -> Vec<u8> {
+        let content = ReceivedContent {
+            sender: sender.to_owned(),
+            text: text.to_owned(),
+            sent_at: sent_at.to_owned(),
+        };
+        // A struct of strings always serializes.
+        let content = serde_json::to_string(&content).expect("strings serialize");
+        self.sealer.seal(id, &content)
+    }
+
+    /// Open what [`AtRest::seal_received`] sealed: (sender, text, sent_at).
+    pub fn unseal_received(
+        &self,
+        id: &str,
+        sealed: &[u8],
+    ) -> Result<(String, String, String), StoreError> {
+        let unseal_error = |source| StoreError::Unseal {
+            id: id.to_owned(),
+            source,
+        };
+        let content = self.sealer.open(id, sealed).map_err(unseal_error)?;
+        let content: ReceivedContent = serde_json::from_str(&content)
+            .map_err(|_| unseal_error(crate::otp::SealError::NotText))?;
+        Ok((content.sender, content.text, content.sent_at))
     }
 
     /// Open what [`AtRest::seal`] sealed for message `id`: (from, to, text).

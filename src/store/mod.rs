@@ -1,7 +1,8 @@
 //! Durable state, behind traits by aggregate: codes and their limits ([`CodeStore`]),
 //! the outbox and message histories ([`OutboxStore`]), idempotency keys
 //! ([`IdempotencyStore`]), delivery reports ([`ReportStore`]), forgetting
-//! ([`RetentionStore`]) and what each modem sent lately ([`UsageStore`]). [`Store`] is all of them; the rest of the program holds an
+//! ([`RetentionStore`]), what each modem sent lately ([`UsageStore`]) and the SMS
+//! the modems received ([`InboxStore`]). [`Store`] is all of them; the rest of the program holds an
 //! `Arc<dyn Store>` and never names a backend's library.
 //!
 //! Every backend keeps the same invariants:
@@ -21,6 +22,7 @@ mod cluster;
 mod codes;
 mod error;
 pub(crate) mod idempotency;
+mod inbox;
 mod outbox;
 pub mod postgres;
 mod records;
@@ -42,6 +44,7 @@ pub use cluster::{ClusterStore, HostBeat, ModemBeat};
 pub use codes::{CodeStore, Issued, Judge, NewCode, NewMessage};
 pub use error::StoreError;
 pub use idempotency::{Begin, IdempotencyStore, StoredAnswer, ABANDONED_AFTER, IDEMPOTENCY_WINDOW};
+pub use inbox::{InboxStore, ReceivedSms};
 pub use outbox::{Claimed, Lease, OutboxStore, Route};
 pub use records::{
     length_prefixed, CodeRecord, CodeScope, MessageRecord, MessageStatus, OutboundMessage,
@@ -62,6 +65,7 @@ pub trait Store:
     + RetentionStore
     + ClusterStore
     + UsageStore
+    + InboxStore
     + Send
     + Sync
 {

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "modem sends",
         include_str!("migrations/0003_modem_sends.sql"),
     ),
+    (4, "inbox", include_str!("migrations/0004_inbox.sql")),
 ];
 
 /// The schema version this build writes.

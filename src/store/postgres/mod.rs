@@ -22,6 +22,7 @@ mod codes;
 mod connect;
 pub(crate) mod error;
 mod idempotency;
+mod inbox;
 pub mod migrate;
 mod outbox;
 mod reports;

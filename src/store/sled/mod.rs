@@ -21,6 +21,8 @@
 //! - `idempotency` (+ `idempotency_index` by time): the first answer per
 //!   `Idempotency-Key`, for 24 hours
 //! - `reports`: (modem, TP-MR) → sent part, to match delivery reports
+//! - `inbox`: (time, id) → a received SMS, its sender and text sealed; kept
+//!   `message_retention`
 //! - `modem_sends`: (time, modem, message id) → parts sent, for per-SIM caps; kept a day
 //!
 //! One host owns the database (sled's file lock), so a lease needs no fencing here:
@@ -31,6 +33,7 @@
 mod codes;
 mod flusher;
 mod idempotency;
+mod inbox;
 mod outbox;
 mod records;
 mod reports;
@@ -86,6 +89,7 @@ pub struct SledStore {
     idempotency_index: ::sled::Tree,
     reports: ::sled::Tree,
     modem_sends: ::sled::Tree,
+    inbox: ::sled::Tree,
     flusher: Flusher,
     send_turns: Turns,
     at_rest: AtRest,
@@ -118,6 +122,7 @@ impl SledStore {
             idempotency_index: tree("idempotency_index")?,
             reports: tree("reports")?,
             modem_sends: tree("modem_sends")?,
+            inbox: tree("inbox")?,
             flusher: Flusher::spawn(db.clone()).map_err(|e| StoreError::Open {
                 path: path.to_owned(),
                 detail: e.to_string(),

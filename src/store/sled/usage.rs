@@ -8,7 +8,7 @@ use super::SledStore;
 use crate::store::{StoreError, UsageStore, USAGE_WINDOW};
 
 /// Milliseconds since the epoch, shifted so that byte order is time order.
-fn time_bytes(at: DateTime<Utc>) -> [u8; 8] {
+pub(super) fn time_bytes(at: DateTime<Utc>) -> [u8; 8] {
     // The cast flips the sign bit's meaning: negative times sort before positive ones.
     ((at.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
 }

@@ -134,7 +134,67 @@ behaviour!(
     forty_concurrent_verifies_of_one_code_approve_exactly_once,
     twenty_concurrent_sends_to_one_number_admit_exactly_one,
     sends_count_per_modem_across_a_restart_and_age_out,
+    received_sms_are_kept_sealed_listed_newest_first_and_purged,
 );
+
+fn received(id: &str, at: chrono::DateTime<chrono::Utc>, text: &str) -> ReceivedSms {
+    ReceivedSms {
+        id: id.into(),
+        modem: "m0".into(),
+        host: "h1".into(),
+        sender: "+447700900123".into(),
+        text: text.into(),
+        received_at: at,
+        sent_at: "2026-12-05T10:00:00+01:00".into(),
+        parts: 1,
+        incomplete: false,
+    }
+}
+
+async fn received_sms_are_kept_sealed_listed_newest_first_and_purged(fx: Fixture) {
+    use chrono::SubsecRound;
+    let store = &*fx.store;
+    // Whole milliseconds: PostgreSQL keeps microseconds.
+    let start = fx.clock_now().trunc_subsecs(3);
+    let first = received("RX1", start, "Balance low");
+    let second = received("RX2", start + Duration::seconds(1), "Привет");
+    let third = received("RX3", start + Duration::seconds(2), "Third");
+    for sms in [&first, &second, &third] {
+        store.store_received(sms).await.unwrap();
+    }
+    store.store_received(&second).await.unwrap();
+    let restarted = fx.restart().await;
+    let all = restarted.received(None, 10).await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["RX3", "RX2", "RX1"],
+        "newest first, stored twice kept once"
+    );
+    assert_eq!(all[1], second, "read back whole");
+    let newer = restarted
+        .received(Some(first.received_at), 10)
+        .await
+        .unwrap();
+    assert_eq!(newer.len(), 2);
+    assert_eq!(restarted.received(None, 1).await.unwrap()[0].id, "RX3");
+    assert_eq!(
+        restarted
+            .purge_received(Duration::days(1), 10)
+            .await
+            .unwrap(),
+        0
+    );
+    fx.advance(Duration::days(1) + Duration::milliseconds(1500));
+    assert_eq!(
+        restarted
+            .purge_received(Duration::days(1), 10)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(restarted.received(None, 10).await.unwrap().len(), 1);
+}
 
 /// Each `sent` step counts the message's parts against its modem; the counts are read
 /// back after a restart, and purged once older than a day.
