@@ -83,6 +83,7 @@ async fn drain(modems: usize, delay: Duration, messages: usize, database: Option
         sid: "ACbench".into(),
         token: Some("bench".into()),
         token_sha256: None,
+        receive: false,
     }];
     config.modems = ports
         .iter()

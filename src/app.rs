@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::housekeeping::{self, Housekeeping};
 use crate::metrics::Metrics;
-use crate::modem::{spawn_modem, ModemHandle, ModemSettings};
+use crate::modem::{spawn_modem, ModemHandle, ModemSettings, Outlets};
 use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock};
 use crate::service::{Policy, TwoFactor};
 use crate::store::{SharedStore, StoreError};
@@ -116,19 +116,21 @@ impl Application {
         let wake = Arc::new(Notify::new());
 
         let (reports_tx, reports_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (incoming_tx, incoming_rx) = tokio::sync::mpsc::unbounded_channel();
+        let outlets = Outlets {
+            changed: wake.clone(),
+            reports: reports_tx,
+            incoming: incoming_tx,
+        };
         let modems: Vec<ModemHandle> = config
             .modems
             .iter()
             .map(|modem| {
                 let settings = ModemSettings::from_config(modem, &config.sms);
-                spawn_modem(
-                    settings,
-                    wake.clone(),
-                    reports_tx.clone(),
-                    stop.child_token(),
-                )
+                spawn_modem(settings, outlets.clone(), stop.child_token())
             })
             .collect();
+        drop(outlets);
 
         // The caps count what each modem sent in the last day, before this start too.
         for modem in &modems {
@@ -174,6 +176,13 @@ impl Application {
             config.cluster.node_name(),
             Duration::from_secs(config.sms.unavailable_after_secs),
         ));
+        background.push(tokio::spawn(crate::inbox::run(
+            store.clone(),
+            config.cluster.node_name(),
+            clock.clone(),
+            incoming_rx,
+            stop.child_token(),
+        )));
         background.push(tokio::spawn(crate::heartbeat::run(
             store.clone(),
             modems.clone(),

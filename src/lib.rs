@@ -10,6 +10,7 @@ pub mod config;
 pub mod dispatch;
 pub mod heartbeat;
 pub mod housekeeping;
+pub mod inbox;
 pub mod metrics;
 pub mod modem;
 pub mod otp;

@@ -202,6 +202,7 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
         sid: DEMO_SID.to_owned(),
         token: Some(DEMO_TOKEN.to_owned()),
         token_sha256: None,
+        receive: false,
     }];
     config.modems = vec![ModemConfig::new("simulator", modem.path().to_owned())];
     let notifier = Arc::new(Notifier::from_env()?);

@@ -16,6 +16,8 @@ use crate::config::AccountConfig;
 #[derive(Clone, Default)]
 pub struct Accounts {
     by_sid: HashMap<String, [u8; 32]>,
+    /// SIDs with `receive = true`.
+    receivers: std::collections::HashSet<String>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -44,7 +46,17 @@ impl Accounts {
                 Some((account.sid.clone(), digest))
             })
             .collect();
-        Self { by_sid }
+        let receivers = accounts
+            .iter()
+            .filter(|a| a.receive)
+            .map(|a| a.sid.clone())
+            .collect();
+        Self { by_sid, receivers }
+    }
+
+    /// Whether `sid` may read received SMS.
+    pub fn may_receive(&self, sid: &str) -> bool {
+        self.receivers.contains(sid)
     }
 
     pub fn len(&self) -> usize {
@@ -131,11 +143,13 @@ mod tests {
                 sid: "AC1".into(),
                 token: Some("secret".into()),
                 token_sha256: None,
+                receive: false,
             },
             AccountConfig {
                 sid: "AC2".into(),
                 token: None,
                 token_sha256: Some(hex::encode(Sha256::digest(b"other"))),
+                receive: false,
             },
         ])
     }
@@ -167,6 +181,7 @@ mod tests {
             sid: "AC3".into(),
             token: Some("new".into()),
             token_sha256: None,
+            receive: false,
         }]));
         assert!(live.authenticate(&basic("AC1:secret")).is_err());
         assert_eq!(live.authenticate(&basic("AC3:new")).unwrap(), "AC3");

@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod error;
+mod inbox;
 mod limits;
 mod ops;
 mod twofa;
@@ -72,6 +73,12 @@ pub const ROUTES: &[Route] = &[
         path: "/2fa/messages/{id}",
         authenticated: true,
         endpoint: || get(twofa::message),
+    },
+    Route {
+        method: "GET",
+        path: "/sms/inbox",
+        authenticated: true,
+        endpoint: || get(inbox::inbox),
     },
     Route {
         method: "GET",

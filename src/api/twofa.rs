@@ -258,7 +258,7 @@ fn scoped_request(
 
 /// A storage failure, logged with what was being done: 503 `storage_unavailable` when
 /// the database is away for now (nothing was applied: retry), 500 otherwise.
-fn internal(doing: &str, error: &crate::store::StoreError) -> ApiError {
+pub(super) fn internal(doing: &str, error: &crate::store::StoreError) -> ApiError {
     if error.is_unavailable() {
         tracing::warn!(%error, "could not {doing}");
         return ApiError::new(

@@ -23,6 +23,8 @@ pub enum Unsolicited {
     NewMessage { mem: Memory, index: u32 },
     /// `+CMT: [<alpha>],<length>` and its PDU: an SMS routed to us.
     Deliver { pdu: String },
+    /// The message storage is full (Huawei `^SMMEMFULL`, SIMCom `+SMSFULL`).
+    StorageFull,
     /// Anything else (signal, registration, boot banners): only logged.
     Other,
 }
@@ -43,6 +45,7 @@ impl Urc {
                 Some((mem, index)) => Unsolicited::StoredReport { mem, index },
                 None => Unsolicited::Other,
             },
+            (Some("^SMMEMFULL" | "+SMSFULL"), _) => Unsolicited::StorageFull,
             (Some("+CMTI"), None) => match storage_index("+CMTI", &self.line) {
                 Some((mem, index)) => Unsolicited::NewMessage { mem, index },
                 None => Unsolicited::Other,
@@ -133,5 +136,9 @@ mod tests {
             Unsolicited::Other
         );
         assert_eq!(urc("^RSSI: 17", None).meaning(), Unsolicited::Other);
+        assert_eq!(
+            urc("^SMMEMFULL: \"SM\"", None).meaning(),
+            Unsolicited::StorageFull
+        );
     }
 }

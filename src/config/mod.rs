@@ -373,6 +373,9 @@ pub struct AccountConfig {
     pub token: Option<String>,
     /// Hex SHA-256 of the auth token, so the config file need not hold the token.
     pub token_sha256: Option<String>,
+    /// May read the SMS the modems received (`GET /sms/inbox`).
+    #[serde(default)]
+    pub receive: bool,
 }
 
 impl std::fmt::Debug for AccountConfig {

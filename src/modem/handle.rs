@@ -162,20 +162,41 @@ impl ModemHandle {
     }
 }
 
-/// Start the task for one modem. `changed` is notified whenever its state changes, so
-/// the dispatcher can hand out work as soon as it is ready; delivery reports go to
-/// `reports`.
+/// Where a modem task tells what happened: `changed` is notified whenever its state
+/// changes (so the dispatcher hands out work as soon as it is ready), delivery reports
+/// go to `reports`, received SMS to `incoming`.
+#[derive(Debug, Clone)]
+pub struct Outlets {
+    pub changed: Arc<Notify>,
+    pub reports: mpsc::UnboundedSender<DeliveryReport>,
+    pub incoming: mpsc::UnboundedSender<IncomingSms>,
+}
+
+/// A received SMS (parts joined) for the inbox. The modem deletes its parts from
+/// storage only once `kept` answers true: the SMS is durable elsewhere by then.
+#[derive(Debug)]
+pub struct IncomingSms {
+    pub modem: String,
+    pub sender: String,
+    pub text: String,
+    /// The service centre's time stamp, RFC 3339.
+    pub sent_at: String,
+    pub parts: u32,
+    pub incomplete: bool,
+    pub kept: oneshot::Sender<bool>,
+}
+
+/// Start the task for one modem on its configured device.
 pub fn spawn_modem(
     settings: ModemSettings,
-    changed: Arc<Notify>,
-    reports: mpsc::UnboundedSender<DeliveryReport>,
+    outlets: Outlets,
     shutdown: CancellationToken,
 ) -> ModemHandle {
     let connector = DeviceConnector {
         device: settings.device.clone(),
         baud: settings.baud,
     };
-    spawn_modem_with(settings, Arc::new(connector), changed, reports, shutdown)
+    spawn_modem_with(settings, Arc::new(connector), outlets, shutdown)
 }
 
 /// [`spawn_modem`] on links that `connector` opens (tests: the simulator over an
@@ -183,8 +204,7 @@ pub fn spawn_modem(
 pub fn spawn_modem_with(
     settings: ModemSettings,
     connector: Arc<dyn Connector>,
-    changed: Arc<Notify>,
-    reports: mpsc::UnboundedSender<DeliveryReport>,
+    outlets: Outlets,
     shutdown: CancellationToken,
 ) -> ModemHandle {
     let (jobs_tx, jobs_rx) = mpsc::channel(1);
@@ -213,12 +233,12 @@ pub fn spawn_modem_with(
         connector,
         jobs: jobs_rx,
         status: status_tx,
-        changed,
-        reports,
+        outlets,
         shutdown,
         reference: rand::random(),
         pin_guard: PinGuard::default(),
         storage: Default::default(),
+        reassembly: Default::default(),
     };
     tokio::spawn(task.run());
     handle

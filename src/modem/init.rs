@@ -15,9 +15,10 @@ const ATTENTION_TRIES: u32 = 5;
 /// How long a SIM may stay busy (`+CME ERROR: 14`, `NOT READY`) after power-up or PIN.
 const SIM_BUSY_WAIT: Duration = Duration::from_secs(30);
 const SIM_POLL: Duration = Duration::from_millis(500);
-/// `AT+CNMI` variants, most to least capable: the first routes status reports
-/// directly (`<ds>=1`, `+CDS`); modems that refuse it get one that stores them
-/// (`<ds>=2`) or none, so that at least SMS sending is set up.
+/// `AT+CNMI` variants, most to least capable: each stores received SMS and announces
+/// them (`<mt>=1`, `+CMTI`); the first routes status reports directly (`<ds>=1`,
+/// `+CDS`); modems that refuse it get one that stores them (`<ds>=2`) or none, so that
+/// at least SMS sending is set up.
 const CNMI_VARIANTS: [&str; 3] = [
     "AT+CNMI=2,1,2,1,0",
     "AT+CNMI=2,1,2,2,0",
@@ -95,6 +96,8 @@ pub async fn initialize<S: AsyncRead + AsyncWrite + Unpin>(
     optional(session.command("AT+CSMS=0", QUERY_TIMEOUT).await)?;
     if want_reports {
         set_up_reports(session).await?;
+    } else {
+        announce_received(session).await?;
     }
     if identity
         .manufacturer
@@ -227,6 +230,24 @@ fn first_value(lines: &[String], name: &str) -> Option<String> {
         .trim()
         .trim_matches('"');
     (!value.is_empty()).then(|| value.to_owned())
+}
+
+/// Without delivery reports: only ask that received SMS be stored and announced
+/// (`<mt>` = 1, `+CMTI`), so they are read at once instead of at the next sweep.
+const CNMI_RECEIVE_ONLY: [&str; 2] = ["AT+CNMI=2,1,0,0,0", "AT+CNMI=1,1,0,0,0"];
+
+async fn announce_received<S: AsyncRead + AsyncWrite + Unpin>(
+    session: &mut AtSession<S>,
+) -> Result<(), InitError> {
+    for variant in CNMI_RECEIVE_ONLY {
+        match session.command(variant, QUERY_TIMEOUT).await {
+            Ok(_) => return Ok(()),
+            Err(CommandError::Rejected { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tracing::info!("the modem accepts no AT+CNMI; received SMS are read at each health check");
+    Ok(())
 }
 
 async fn set_up_reports<S: AsyncRead + AsyncWrite + Unpin>(

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::handle::{DeliveryReport, ModemSettings, ModemState, ModemStatus, SendError, SendJob};
+use super::handle::{ModemSettings, ModemState, ModemStatus, Outlets, SendError, SendJob};
 use super::health;
 use super::init::{initialize, InitError, PinGuard};
 use super::port::Connector;
 use super::session::{AtSession, CommandError, LinkStats};
-use crate::config::{ResetMode, SmsMode};
+use crate::config::ResetMode;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -35,13 +35,15 @@ pub(super) struct ModemTask {
     pub(super) connector: Arc<dyn Connector>,
     pub(super) jobs: mpsc::Receiver<SendJob>,
     pub(super) status: watch::Sender<ModemStatus>,
-    pub(super) changed: Arc<Notify>,
-    pub(super) reports: mpsc::UnboundedSender<DeliveryReport>,
+    pub(super) outlets: Outlets,
     pub(super) shutdown: CancellationToken,
     /// Concatenation reference, rotated per multi-part message.
     pub(super) reference: u16,
     pub(super) pin_guard: PinGuard,
-    pub(super) storage: super::reports::Storage,
+    pub(super) storage: super::storage::Storage,
+    /// Received parts waiting for the rest of their SMS (kept across reconnects: the
+    /// slots are in the modem's storage, which outlives a link).
+    pub(super) reassembly: crate::sms::Reassembly<Option<super::storage::Slot>>,
 }
 
 /// Why a link was given up.
@@ -186,25 +188,6 @@ impl ModemTask {
         }
     }
 
-    /// Read the stored reports the modem announced, and with `sweep` list its storage
-    /// for those it did not. Only with delivery reports asked for, in PDU mode (text
-    /// mode lists in another format).
-    async fn look_after_storage<S: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        session: &mut AtSession<S>,
-        sweep: bool,
-    ) -> Result<(), CommandError> {
-        if !self.settings.delivery_reports || self.settings.mode != SmsMode::Pdu {
-            return Ok(());
-        }
-        self.read_announced(session).await?;
-        if sweep {
-            self.sweep_storage(session).await?;
-        }
-        self.take_unsolicited(session);
-        Ok(())
-    }
-
     /// Poll until registered (true) or shutdown (false).
     async fn await_registration<S: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
@@ -307,7 +290,7 @@ impl ModemTask {
                 status.last_error = error;
             }
         });
-        self.changed.notify_one();
+        self.outlets.changed.notify_one();
     }
 
     fn publish_link(&self, link: LinkStats) {

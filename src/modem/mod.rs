@@ -4,19 +4,21 @@ mod availability;
 mod describe;
 mod handle;
 mod health;
+mod inbox;
 mod init;
 mod lifecycle;
 mod port;
 mod reports;
 mod session;
+mod storage;
 mod submission;
 mod usage;
 
 pub use availability::{judge as judge_availability, Availability};
 pub use describe::{mask_imei, registration_name, state_name};
 pub use handle::{
-    spawn_modem, spawn_modem_with, DeliveryReport, ModemHandle, ModemSettings, ModemState,
-    ModemStatus, SendError, SendJob,
+    spawn_modem, spawn_modem_with, DeliveryReport, IncomingSms, ModemHandle, ModemSettings,
+    ModemState, ModemStatus, Outlets, SendError, SendJob,
 };
 pub use health::Health;
 pub use init::{initialize, InitError, ModemIdentity, PinGuard};

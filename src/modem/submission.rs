@@ -13,6 +13,9 @@ use super::session::{AtSession, CommandError, SendPduError};
 use crate::config::SmsMode;
 use crate::sms::{self, SubmitOptions};
 
+/// `+CMS ERROR: 322`, memory full.
+const MEMORY_FULL: u16 = 322;
+
 /// One part as the modem is given it.
 struct Submission {
     setup: Vec<String>,
@@ -55,6 +58,12 @@ impl ModemTask {
                     pdu_written,
                 }) => {
                     let outcome = if let Some(code) = e.cms_code() {
+                        if code == MEMORY_FULL {
+                            // Some modems stop sending while their storage is full:
+                            // drain it, and the retry goes through.
+                            tracing::warn!(modem = %self.settings.name, "the modem refused a send with memory full (+CMS ERROR: 322); draining its storage");
+                            self.storage.drain_needed = true;
+                        }
                         SendError::refused(code)
                     } else if pdu_written || index > 0 {
                         // No answer after the PDU went out (or after a part was

@@ -66,6 +66,23 @@ pub(crate) async fn send(handle: &ModemHandle, to: &str, text: &str) -> Result<V
     answer.await.expect("the task answers")
 }
 
+/// Outlets whose received SMS are all kept at once (and dropped).
+pub(crate) fn outlets() -> (Outlets, mpsc::UnboundedReceiver<DeliveryReport>) {
+    let (reports, reports_rx) = mpsc::unbounded_channel();
+    let (incoming, mut incoming_rx) = mpsc::unbounded_channel::<IncomingSms>();
+    tokio::spawn(async move {
+        while let Some(sms) = incoming_rx.recv().await {
+            let _ = sms.kept.send(true);
+        }
+    });
+    let outlets = Outlets {
+        changed: Arc::new(Notify::new()),
+        reports,
+        incoming,
+    };
+    (outlets, reports_rx)
+}
+
 pub(crate) fn spawn(
     settings: ModemSettings,
     options: SimOptions,
@@ -76,12 +93,11 @@ pub(crate) fn spawn(
     mpsc::UnboundedReceiver<DeliveryReport>,
 ) {
     let stop = CancellationToken::new();
-    let (reports, reports_rx) = mpsc::unbounded_channel();
+    let (outlets, reports_rx) = outlets();
     let handle = spawn_modem_with(
         settings,
         Arc::new(SimConnector { options, log }),
-        Arc::new(Notify::new()),
-        reports,
+        outlets,
         stop.clone(),
     );
     (handle, stop, reports_rx)
@@ -194,15 +210,14 @@ async fn reset_of_a_silent_modem(reset: crate::config::ResetMode) -> String {
         opened: Default::default(),
     });
     let stop = CancellationToken::new();
-    let (reports, _reports_rx) = mpsc::unbounded_channel();
+    let (outlets, _reports_rx) = outlets();
     let handle = spawn_modem_with(
         settings(|m| {
             m.health_interval_secs = 1;
             m.reset = reset;
         }),
         connector.clone(),
-        Arc::new(Notify::new()),
-        reports,
+        outlets,
         stop.clone(),
     );
     await_state(&handle, ModemState::Ready).await;

@@ -166,6 +166,8 @@ pub(crate) struct ControlState {
     /// Sessions started before this count was reached end when it grows.
     pub unplugs: u64,
     pub urcs: VecDeque<String>,
+    /// SMS sent to the modem and not yet taken by the session: (sender, text).
+    pub incoming: VecDeque<(String, String)>,
     /// Entries per memory, as the session last published them.
     pub storage: std::collections::BTreeMap<String, usize>,
 }
@@ -196,6 +198,13 @@ impl SimHandle {
     pub fn inject_urc(&self, line: impl Into<String>) {
         let line = line.into();
         self.update(|c| c.urcs.push_back(line));
+    }
+
+    /// An SMS from `sender` (`+digits`, digits or a name) reaches the modem: split into
+    /// parts and stored or routed as `AT+CNMI` asks.
+    pub fn receive_sms(&self, sender: impl Into<String>, text: impl Into<String>) {
+        let sms = (sender.into(), text.into());
+        self.update(|c| c.incoming.push_back(sms));
     }
 
     /// End every session running with this handle: `run` returns `Ok(())` and drops its

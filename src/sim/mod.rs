@@ -16,6 +16,10 @@
 //!   `AT+CMGL` (PDU mode) work on `SM`, `ME` and `SR`, 20 entries each.
 //! - With `cpin_without_final`, `AT+CPIN?` is answered by its `+CPIN:` line alone
 //!   (Wavecom).
+//! - An SMS sent to the modem ([`SimHandle::receive_sms`]) is split into SMS-DELIVER
+//!   parts and, as `AT+CNMI`'s `<mt>` says, stored in `SM` (announced by `+CMTI` when
+//!   `<mt>` = 1) or routed as `+CMT` (`<mt>` = 2). A part that finds `SM` full waits at
+//!   the network, announced by `^SMMEMFULL`, until a slot is freed.
 //! - `ATZ` restores echo and `AT+CMEE`; `AT+CFUN=1,1` reboots: settings lost, PIN
 //!   needed again, silent for `boot_delay`.
 
@@ -92,6 +96,9 @@ pub struct SimOptions {
     pub cdsi_silent: bool,
     /// Messages in storage at power-on: (memory, entry).
     pub stored: Vec<(String, StoredPdu)>,
+    /// While `SM` is full, `AT+CMGS` answers `+CMS ERROR: 322` (memory full), as some
+    /// modems do until their storage is emptied.
+    pub memory_full_blocks_sends: bool,
     /// Counters and run-time controls; clones of these options share it.
     pub handle: SimHandle,
 }
@@ -118,6 +125,7 @@ impl Default for SimOptions {
             delivery_status: 0,
             cdsi_silent: false,
             stored: Vec::new(),
+            memory_full_blocks_sends: false,
             handle: SimHandle::default(),
         }
     }

@@ -67,6 +67,10 @@ pub struct Session<S> {
     submissions: u64,
     control: watch::Receiver<u64>,
     unplugs_at_start: u64,
+    /// SMS-DELIVER parts the network holds for the modem (its storage was full).
+    at_network: VecDeque<Vec<u8>>,
+    /// Concatenation reference of the next received multi-part SMS.
+    next_reference: u16,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -95,6 +99,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             submissions: 0,
             control,
             unplugs_at_start,
+            at_network: VecDeque::new(),
+            next_reference: 1,
             options,
             log,
         };
@@ -160,6 +166,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let silent_until = control.silent_until.take();
         let registered = control.registered;
         let injected: Vec<String> = control.urcs.drain(..).collect();
+        let incoming: Vec<(String, String)> = control.incoming.drain(..).collect();
         drop(control);
         if let Some(until) = silent_until {
             self.go_silent(until);
@@ -173,7 +180,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             push_line(&mut urc, &line);
             self.schedule_urc(now, urc);
         }
+        for (sender, text) in incoming {
+            let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            match crate::sms::encode_deliver(&sender, &text, &time, self.next_reference) {
+                Ok(parts) => self.at_network.extend(parts),
+                Err(e) => tracing::warn!("simulated modem: cannot encode an incoming SMS: {e}"),
+            }
+            self.next_reference = self.next_reference.wrapping_add(1);
+        }
+        self.deliver_from_network(now);
         false
+    }
+
+    /// Hand the parts the network holds to the modem: routed as `+CMT`, or stored in
+    /// `SM` (announced by `+CMTI` when `<mt>` = 1); with `SM` full they wait, and the
+    /// modem says `^SMMEMFULL`.
+    fn deliver_from_network(&mut self, now: Instant) {
+        while let Some(pdu) = self.at_network.front() {
+            let mut urc = Vec::new();
+            if self.modem.message_routing == 2 {
+                let smsc = 1 + usize::from(pdu.first().copied().unwrap_or(0));
+                let tpdu_len = pdu.len().saturating_sub(smsc);
+                push_line(&mut urc, &format!("+CMT: ,{tpdu_len}"));
+                urc.extend_from_slice(hex::encode_upper(pdu).as_bytes());
+                urc.extend_from_slice(b"\r\n");
+            } else {
+                let entry = StoredPdu {
+                    stat: 0,
+                    pdu: pdu.clone(),
+                };
+                let Some(index) = self.modem.storage.store("SM", entry) else {
+                    push_line(&mut urc, "^SMMEMFULL: \"SM\"");
+                    self.schedule_urc(now, urc);
+                    self.publish_storage();
+                    return;
+                };
+                if self.modem.message_routing == 1 {
+                    push_line(&mut urc, &format!("+CMTI: \"SM\",{index}"));
+                }
+            }
+            self.at_network.pop_front();
+            if !urc.is_empty() {
+                self.schedule_urc(now, urc);
+            }
+        }
+        self.publish_storage();
     }
 
     fn is_silent(&self, now: Instant) -> bool {
@@ -302,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         match self.modem.execute(command, now) {
             Action::Reply(reply) => {
                 if touches_storage {
-                    self.publish_storage();
+                    self.deliver_from_network(now);
                 }
                 self.reply(&reply, out)
             }

@@ -57,6 +57,9 @@ pub struct Modem {
     indications: String,
     /// `<ds>` of `AT+CNMI`: 1 routes status reports as `+CDS` URCs.
     pub report_routing: u8,
+    /// `<mt>` of `AT+CNMI`: 0 stores received SMS silently, 1 stores and announces
+    /// them (`+CMTI`), 2 routes them (`+CMT`).
+    pub message_routing: u8,
     reg_modes: [u8; 3],
     radio_on: bool,
     pub registered: bool,
@@ -121,6 +124,7 @@ impl Modem {
             service: 0,
             indications: "0,0,0,0,0".into(),
             report_routing: 0,
+            message_routing: 0,
             reg_modes: [0; 3],
             radio_on: true,
             registered,
@@ -230,6 +234,11 @@ impl Modem {
                 if self.options.cnmi_rejected.contains(&params) {
                     Reply::with(Final::Cms(303))
                 } else {
+                    self.message_routing = params
+                        .split(',')
+                        .nth(1)
+                        .and_then(|mt| mt.parse().ok())
+                        .unwrap_or(0);
                     self.indications = params;
                     self.report_routing = ds;
                     Reply::ok()
@@ -286,6 +295,9 @@ impl Modem {
     }
 
     fn send_command(&mut self, target: SendTarget) -> Action {
+        if self.options.memory_full_blocks_sends && self.storage.full("SM") {
+            return Action::Reply(Reply::with(Final::Cms(322)));
+        }
         match (self.text_mode, target) {
             (false, SendTarget::Length(length)) if (1..=176).contains(&length) => {
                 Action::Prompt(Input::Pdu { length })

@@ -64,6 +64,13 @@ impl Storage {
         Some(index)
     }
 
+    /// Whether `mem` has no free slot.
+    pub fn full(&self, mem: &str) -> bool {
+        known(mem)
+            .and_then(|m| self.memories.get(m))
+            .is_some_and(|slots| slots.len() >= CAPACITY)
+    }
+
     pub fn select(&mut self, mem: &str) -> Result<(), u16> {
         self.selected = known(mem).ok_or(UNKNOWN_MEMORY)?;
         Ok(())

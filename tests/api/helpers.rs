@@ -185,6 +185,7 @@ fn account(sid: &str, token: &str) -> AccountConfig {
         sid: sid.into(),
         token: Some(token.into()),
         token_sha256: None,
+        receive: false,
     }
 }
 

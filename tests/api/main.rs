@@ -6,6 +6,7 @@ mod bad_input;
 mod caps;
 mod helpers;
 mod hostile;
+mod incoming;
 mod modem_faults;
 mod network_modem;
 mod ops;

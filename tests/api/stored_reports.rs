@@ -1,7 +1,7 @@
 //! Modems that store delivery reports instead of forwarding them (`<ds>` = 2,
 //! `+CDSI: "SR",3`): the report is read, matched and deleted; reports stored without a
 //! `+CDSI` are found by the sweep of the modem's storage; what is neither a report nor
-//! a received SMS is deleted so storage never fills.
+//! a received SMS is deleted so storage never fills (a received SMS goes to the inbox).
 
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ async fn a_report_stored_without_a_word_is_found_by_the_sweep() {
 }
 
 #[tokio::test]
-async fn stored_outgoing_and_undecodable_entries_are_deleted_received_sms_kept() {
+async fn stored_outgoing_and_undecodable_entries_are_deleted_a_received_sms_goes_to_the_inbox() {
     // An SMS-SUBMIT a previous program left in ME (gammu tests/at-sms/02.dump), garbage
     // in SR, and a received SMS-DELIVER in SM.
     let submit = hex::decode("0791361907001003B17A0C913619397750320000AD11").unwrap();
@@ -113,15 +113,27 @@ async fn stored_outgoing_and_undecodable_entries_are_deleted_received_sms_kept()
         ..storing_modem()
     };
     let handle = sim.handle.clone();
-    let app = spawn_app_with_modems(vec![sim], |c| c.modems[0].delivery_reports = true).await;
+    let app = spawn_app_with_modems(vec![sim], |c| {
+        c.modems[0].delivery_reports = true;
+        c.accounts[0].receive = true;
+    })
+    .await;
     app.wait_ready().await;
     until_stored(&handle, "ME", 0).await;
     until_stored(&handle, "SR", 0).await;
-    assert_eq!(
-        handle.stored()["SM"],
-        1,
-        "a received SMS is not thrown away"
-    );
+    until_stored(&handle, "SM", 0).await;
+    // The received SMS was kept before it left the SIM.
+    let inbox: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/sms/inbox", app.base))
+        .basic_auth(SID, Some(TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inbox["count"], 1, "{inbox}");
+    assert_eq!(inbox["messages"][0]["text"], "How are you?");
     // And sending goes on.
     app.send_code("Login", TO).await;
     assert_eq!(app.nth_sms(1).await.number, TO);
