@@ -94,6 +94,22 @@ enum ModemCommand {
         #[arg(long)]
         pin: Option<String>,
     },
+    /// Send a USSD code (e.g. "*100#" for a prepaid balance) and print the answer.
+    Ussd {
+        /// The modem's AT port, or tcp://host:port.
+        #[arg(long)]
+        device: PathBuf,
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        /// The SIM's PIN, if it asks for one.
+        #[arg(long)]
+        pin: Option<String>,
+        /// Give the code as GSM 7-bit packed hex (some Huawei firmware wants it so).
+        #[arg(long)]
+        packed: bool,
+        /// The USSD code, e.g. "*100#".
+        code: String,
+    },
 }
 
 const DEMO_SID: &str = "ACdemo";
@@ -140,6 +156,24 @@ fn main() -> anyhow::Result<()> {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(cli::probe::run(cli::probe::Args { device, baud, pin }))
+        }
+        Command::Modem {
+            command:
+                ModemCommand::Ussd {
+                    device,
+                    baud,
+                    pin,
+                    packed,
+                    code,
+                },
+        } => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cli::ussd::run(
+                cli::probe::Args { device, baud, pin },
+                code,
+                packed,
+            ))
         }
     }
 }

@@ -202,7 +202,7 @@ fn check_config_names_file_line_and_key() {
     );
 }
 
-/// `simulate-modem` and `modem probe`, both real processes, talking over a pty.
+/// `simulate-modem` and `modem probe` / `modem ussd`, real processes, talking over a pty.
 #[test]
 fn probe_reads_a_simulated_modem() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -261,6 +261,22 @@ fn probe_reads_a_simulated_modem() {
         .expect("imei line")
         .trim();
     assert!(imei.contains("*****"), "IMEI not masked: {imei}");
+
+    // `modem ussd` on the same simulated modem: the answer, decoded.
+    let ussd = Command::new(BIN)
+        .args(["modem", "ussd", "--pin", "1234", "--device"])
+        .arg(&link)
+        .arg("*100#")
+        .output()
+        .expect("run ussd");
+    let stdout = String::from_utf8_lossy(&ussd.stdout);
+    assert!(
+        ussd.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ussd.stderr)
+    );
+    assert!(stdout.contains("status        0 (done)"), "{stdout}");
+    assert!(stdout.contains("Your balance is 4.20 EUR"), "{stdout}");
 
     signal(&simulator, libc::SIGINT);
     let exit = wait_exit(&mut simulator, Duration::from_secs(10));

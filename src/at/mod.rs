@@ -15,6 +15,7 @@ pub mod frame;
 mod line;
 mod unsolicited;
 mod urc;
+mod ussd;
 mod values;
 
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub use cms::{
 };
 pub use frame::{Context, Frame, MAX_FRAME};
 pub use unsolicited::{Memory, Unsolicited};
+pub use ussd::{parse_cusd, ussd_request, UssdAnswer};
 pub use values::{
     parse_cds_header, parse_cmgl, parse_cmgr, parse_cmgs, parse_cops, parse_cpin,
     parse_cpms_memories, parse_csq, parse_registration, ListedMessage, RegDomain, RegState,

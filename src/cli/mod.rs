@@ -1,7 +1,8 @@
 //! The operator subcommands besides `serve` and `check-config`: `hash-token`,
-//! `simulate-modem` and `modem probe`. Part of the binary, not the library.
+//! `simulate-modem`, `modem probe` and `modem ussd`. Part of the binary, not the library.
 
 pub mod check_config;
 pub mod hash_token;
 pub mod probe;
 pub mod simulate;
+pub mod ussd;

@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use sms2fa::at::{parse_cops, parse_cpin, parse_csq, parse_registration, RegState, SimState};
 use sms2fa::modem::{
-    initialize, AtSession, CommandError, Connector, Device, DeviceConnector, ModemIdentity,
+    initialize, AtSession, CommandError, Connector, Device, DeviceConnector, Link, ModemIdentity,
     PinGuard,
 };
 use sms2fa::modem::{mask_imei, registration_name};
@@ -24,7 +24,9 @@ pub struct Args {
     pub pin: Option<String>,
 }
 
-pub async fn run(args: Args) -> anyhow::Result<()> {
+/// Open the device `args` names and run the daemon's init sequence on it; prints the
+/// device and, when init stops, the SIM state.
+pub async fn open_initialized(args: &Args) -> anyhow::Result<(AtSession<Link>, ModemIdentity)> {
     let device = Device::parse(&args.device).context("--device")?;
     let connector = DeviceConnector {
         device: device.clone(),
@@ -56,14 +58,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("the modem did not finish initialising in time")?;
-    let identity = match identity {
-        Ok(identity) => identity,
+    match identity {
+        Ok(identity) => Ok((session, identity)),
         Err(e) => {
             // The SIM state is the most useful thing to show when init stops.
             println!("sim           {}", sim_status(&mut session).await);
             anyhow::bail!("initialisation failed: {e}");
         }
-    };
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let (mut session, identity) = open_initialized(&args).await?;
     print_identity(&identity);
     println!("sim           {}", sim_status(&mut session).await);
     let operator = query(&mut session, "AT+COPS?")

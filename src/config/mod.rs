@@ -421,6 +421,18 @@ pub struct ModemConfig {
     /// The least time between the starts of two sends on this SIM.
     #[serde(default)]
     pub min_interval_ms: u64,
+    /// A USSD code (`*100#`) that asks a prepaid SIM's balance, run while idle every
+    /// `balance_interval_secs`; the answer shows in `/modems`.
+    pub balance_ussd: Option<String>,
+    #[serde(default = "default_balance_interval_secs")]
+    pub balance_interval_secs: u64,
+    /// Give USSD codes to this modem as GSM 7-bit packed hex (some Huawei firmware).
+    #[serde(default)]
+    pub ussd_packed: bool,
+}
+
+fn default_balance_interval_secs() -> u64 {
+    86_400
 }
 
 /// The longest `min_interval_ms`: an hour.
@@ -476,6 +488,9 @@ impl ModemConfig {
             max_sms_per_day: None,
             max_sms_per_hour: None,
             min_interval_ms: 0,
+            balance_ussd: None,
+            balance_interval_secs: default_balance_interval_secs(),
+            ussd_packed: false,
         }
     }
 }

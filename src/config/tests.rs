@@ -293,3 +293,26 @@ fn caps_and_pacing() {
         assert!(message.contains(key), "{message}");
     }
 }
+
+#[test]
+fn balance_ussd_is_a_code_and_its_interval_at_least_a_minute() {
+    let modem = &parse(GOOD).unwrap().modems[0];
+    assert_eq!(
+        (modem.balance_ussd.as_deref(), modem.balance_interval_secs),
+        (None, 86_400)
+    );
+    let source = format!("{GOOD}balance_ussd = \"*100#\"\nbalance_interval_secs = 3600\n");
+    let modem = &parse(&source).unwrap().modems[0];
+    assert_eq!(modem.balance_ussd.as_deref(), Some("*100#"));
+    for (line, key) in [
+        ("balance_ussd = \"*1\\\"0#\"", "`modem[0].balance_ussd`"),
+        ("balance_ussd = \"\"", "`modem[0].balance_ussd`"),
+        (
+            "balance_interval_secs = 59",
+            "`modem[0].balance_interval_secs`",
+        ),
+    ] {
+        let message = parse(&format!("{GOOD}{line}\n")).unwrap_err().to_string();
+        assert!(message.contains(key), "{line}: {message}");
+    }
+}

@@ -248,6 +248,17 @@ impl Config {
                     &format!("must be at most {MIN_INTERVAL_LIMIT_MS} (an hour)"),
                 ));
             }
+            if let Some(code) = &modem.balance_ussd {
+                if crate::at::ussd_request(code, modem.ussd_packed).is_none() {
+                    return Err(at(
+                        "balance_ussd",
+                        "must be a USSD code of visible ASCII characters without quotes, e.g. \"*100#\"",
+                    ));
+                }
+            }
+            if modem.balance_interval_secs < 60 {
+                return Err(at("balance_interval_secs", "must be at least 60"));
+            }
             if !(1..=300).contains(&modem.send_timeout_secs) {
                 return Err(at("send_timeout_secs", "must be 1 to 300"));
             }

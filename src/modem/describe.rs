@@ -88,6 +88,10 @@ impl ModemHandle {
             "max_sms_per_hour": caps.per_hour,
             "min_interval_ms": u64::try_from(caps.min_interval.as_millis()).unwrap_or(u64::MAX),
             "held": held.map(|h| h.describe()),
+            "balance": status.balance.as_ref().map(|(answer, at)| json!({
+                "answer": answer,
+                "checked_at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })),
         })
     }
 }

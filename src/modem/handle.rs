@@ -40,6 +40,10 @@ pub struct ModemSettings {
     pub concat_ref16: bool,
     pub reset: ResetMode,
     pub caps: Caps,
+    /// The balance USSD code and how often it runs.
+    pub balance_ussd: Option<String>,
+    pub balance_interval: Duration,
+    pub ussd_packed: bool,
 }
 
 impl ModemSettings {
@@ -60,6 +64,9 @@ impl ModemSettings {
             concat_ref16: sms.concat_reference_16bit,
             mode: modem.mode,
             reset: modem.reset,
+            balance_ussd: modem.balance_ussd.clone(),
+            balance_interval: Duration::from_secs(modem.balance_interval_secs),
+            ussd_packed: modem.ussd_packed,
             caps: Caps {
                 per_day: modem.max_sms_per_day,
                 per_hour: modem.max_sms_per_hour,
@@ -98,6 +105,8 @@ pub struct ModemStatus {
     /// Since when the modem has not been ready (at start: since the task began);
     /// `None` while it is ready or sending.
     pub unready_since: Option<Instant>,
+    /// The last answer to `balance_ussd`, and when it came.
+    pub balance: Option<(String, DateTime<Utc>)>,
 }
 
 /// One SMS for the modem to send.
@@ -218,6 +227,7 @@ pub fn spawn_modem_with(
         last_sent_at: None,
         link: LinkStats::default(),
         unready_since: Some(Instant::now()),
+        balance: None,
     });
     let handle = ModemHandle {
         name: settings.name.clone(),

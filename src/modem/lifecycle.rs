@@ -135,6 +135,9 @@ impl ModemTask {
         let mut health_tick = tokio::time::interval(self.settings.health_interval);
         health_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut registered = false;
+        let mut balance_tick = tokio::time::interval(self.settings.balance_interval);
+        balance_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wants_balance = self.settings.balance_ussd.is_some();
         loop {
             self.take_unsolicited(&mut session);
             if let Err(e) = self.look_after_storage(&mut session, false).await {
@@ -179,11 +182,40 @@ impl ModemTask {
                         Err(e) => return self.unresponsive(&mut session, e).await,
                     }
                 }
+                _ = balance_tick.tick(), if wants_balance && registered => {
+                    if let Err(e) = self.check_balance(&mut session).await {
+                        return self.unresponsive(&mut session, e).await;
+                    }
+                }
                 read = session.idle_read() => {
                     if let Err(e) = read {
                         return LinkEnd::Broken(InitError::Command(e));
                     }
                 }
+            }
+        }
+    }
+
+    /// Ask the balance USSD; the answer goes to the status (and `/modems`). Only a
+    /// broken link is an error: a refusal or no answer is logged and tried next time.
+    async fn check_balance<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut AtSession<S>,
+    ) -> Result<(), CommandError> {
+        let Some(code) = self.settings.balance_ussd.clone() else {
+            return Ok(());
+        };
+        match super::ussd::run_ussd(session, &code, self.settings.ussd_packed).await {
+            Ok(answer) => {
+                tracing::info!(modem = %self.settings.name, status = answer.status, "balance checked by USSD");
+                self.status
+                    .send_modify(|s| s.balance = Some((answer.text, chrono::Utc::now())));
+                Ok(())
+            }
+            Err(super::ussd::UssdError::Command(e)) if e.link_is_broken() => Err(e),
+            Err(e) => {
+                tracing::warn!(modem = %self.settings.name, error = %e, "the balance USSD got no answer");
+                Ok(())
             }
         }
     }

@@ -3,7 +3,7 @@
 mod availability;
 mod describe;
 mod handle;
-mod health;
+pub mod health;
 mod inbox;
 mod init;
 mod lifecycle;
@@ -13,6 +13,7 @@ mod session;
 mod storage;
 mod submission;
 mod usage;
+mod ussd;
 
 pub use availability::{judge as judge_availability, Availability};
 pub use describe::{mask_imei, registration_name, state_name};
@@ -25,6 +26,7 @@ pub use init::{initialize, InitError, ModemIdentity, PinGuard};
 pub use port::{open_port, Connector, Device, DeviceConnector, DeviceError, Link, ModemStream};
 pub use session::{AtSession, CommandError, LinkStats};
 pub use usage::{Caps, Held, Usage};
+pub use ussd::{run_ussd, UssdError, USSD_TIMEOUT};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -97,6 +97,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AtSession<S> {
         std::mem::take(&mut self.urcs)
     }
 
+    /// Take the first collected URC that `wanted` picks, leaving the others for
+    /// [`Self::take_urcs`].
+    pub fn take_urc(&mut self, wanted: impl Fn(&Urc) -> bool) -> Option<Urc> {
+        while let Some(event) = self.digester.next_event() {
+            self.keep_unsolicited(event);
+        }
+        let at = self.urcs.iter().position(wanted)?;
+        Some(self.urcs.remove(at))
+    }
+
     /// ESC cancels a `> ` prompt that a killed process may have left open; Ctrl-Z
     /// would instead send whatever half-PDU was typed.
     ///

@@ -103,6 +103,9 @@ pub enum Command {
         fun: u8,
         reset: bool,
     },
+    /// `AT+CUSD=1,"<code>"[,<dcs>]`: a USSD request (the code as given, plain or
+    /// packed hex).
+    Ussd(String),
     /// `AT+CMGS=<length>` in PDU mode, or `AT+CMGS="<number>"` in text mode.
     Send(SendTarget),
     /// Anything else, including well-known commands with malformed arguments (and
@@ -272,6 +275,11 @@ fn extended(name: &str, op: Op<'_>) -> Option<Command> {
             matches!(fun, 0 | 1 | 4).then_some(C::SetFunctionality { fun, reset })
         }
         ("+CMGS", Op::Set(a)) => Some(C::Send(send_target(a))),
+        ("+CUSD", Op::Set(a)) => {
+            let args = split_args(a);
+            let code = unquote(args.get(1)?)?;
+            Some(C::Ussd(code.to_owned()))
+        }
         _ => None,
     }
 }
@@ -391,5 +399,6 @@ mod tests {
         assert_eq!(p("AT+CMGD=3,0"), Command::DeleteMessage(3));
         assert_eq!(p("AT+CMGL=4"), Command::ListMessages(4));
         assert_eq!(p("AT+CMGL=5"), Command::Unknown);
+        assert_eq!(p("AT+CUSD=1,\"*100#\",15"), Command::Ussd("*100#".into()));
     }
 }

@@ -99,6 +99,10 @@ pub struct SimOptions {
     /// While `SM` is full, `AT+CMGS` answers `+CMS ERROR: 322` (memory full), as some
     /// modems do until their storage is emptied.
     pub memory_full_blocks_sends: bool,
+    /// What the network answers any USSD request with (`+CUSD: 0,"…",15`, 200 ms after
+    /// `OK`); as GSM 7-bit packed hex with `ussd_packed_reply`, as Huawei sticks do.
+    pub ussd_reply: String,
+    pub ussd_packed_reply: bool,
     /// Counters and run-time controls; clones of these options share it.
     pub handle: SimHandle,
 }
@@ -126,6 +130,8 @@ impl Default for SimOptions {
             cdsi_silent: false,
             stored: Vec::new(),
             memory_full_blocks_sends: false,
+            ussd_reply: "Your balance is 4.20 EUR".to_owned(),
+            ussd_packed_reply: false,
             handle: SimHandle::default(),
         }
     }

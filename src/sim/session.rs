@@ -49,6 +49,9 @@ struct Storm {
     index: usize,
 }
 
+/// How long the simulated network takes to answer a USSD request.
+const USSD_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub struct Session<S> {
     stream: S,
     options: SimOptions,
@@ -360,6 +363,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Action::Prompt(input) => {
                 out.extend_from_slice(b"\r\n> ");
                 self.mode = Mode::Prompt(input);
+            }
+            Action::Ussd(line) => {
+                self.reply(&Reply::ok(), out);
+                let mut urc = Vec::new();
+                push_line(&mut urc, &line);
+                self.schedule_urc(now + USSD_DELAY, urc);
             }
             Action::Reboot => {
                 self.reply(&Reply::ok(), out);

@@ -34,6 +34,8 @@ pub enum Action {
     Prompt(Input),
     /// Answer `OK`, then restart: silent for the boot delay, settings back to power-on.
     Reboot,
+    /// Answer `OK`, then (a moment later) this `+CUSD:` line.
+    Ussd(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +204,18 @@ impl Modem {
                 }
                 self.radio_on = fun == 1;
                 Reply::ok()
+            }
+            C::Ussd(_) if self.reg_status(RegKind::Cs, now) != 1 => Reply::with(Final::Cme(30)),
+            C::Ussd(_) => {
+                let reply = &self.options.ussd_reply;
+                let line = if self.options.ussd_packed_reply {
+                    crate::sms::gsm7_packed_hex(reply)
+                        .map(|hex| format!("+CUSD: 0,\"{hex}\",15"))
+                        .unwrap_or_else(|| "+CUSD: 4".to_owned())
+                } else {
+                    format!("+CUSD: 0,\"{reply}\",15")
+                };
+                return Action::Ussd(line);
             }
             C::Unknown => Reply::with(Final::Error),
             sms => return self.sms_command(sms, now),

@@ -208,3 +208,35 @@ pub struct StatusReport {
 pub fn decode_status_report(pdu: &[u8]) -> Result<StatusReport, DecodeError> {
     status_report::decode_status_report(pdu)
 }
+
+/// The text of hex-coded GSM 7-bit packed septets (a USSD answer): `None` when `hex`
+/// is not hex. A trailing CR that pads the last octet (TS 23.038 §6.1.2.3.1) is dropped.
+pub fn gsm7_from_packed(hex: &str) -> Option<String> {
+    let octets = hex::decode(hex).ok()?;
+    let count = octets.len() * 8 / 7;
+    let mut septets = gsm7::unpack(&octets, 0, count)?;
+    if septets.len() % 8 == 0 && septets.last() == Some(&0x0D) {
+        septets.pop();
+    }
+    if septets.last() == Some(&0) && (octets.len() * 8) % 7 != 0 {
+        // Seven spare bits read as one septet of zeros ('@'): padding, not text.
+        septets.pop();
+    }
+    Some(gsm7::from_septets(&septets))
+}
+
+/// The text of hex-coded UCS-2 (UTF-16BE); `None` when it is not.
+pub fn ucs2_from_hex(hex: &str) -> Option<String> {
+    let octets = hex::decode(hex).ok()?;
+    ucs2::decode(&octets).ok()
+}
+
+/// `text` as hex-coded GSM 7-bit packed septets, a CR padding seven spare bits;
+/// `None` for characters outside the GSM alphabet.
+pub fn gsm7_packed_hex(text: &str) -> Option<String> {
+    let mut septets = gsm7::to_septets(text)?;
+    if septets.len() % 8 == 7 {
+        septets.push(0x0D);
+    }
+    Some(hex::encode_upper(gsm7::pack(&septets, 0)))
+}

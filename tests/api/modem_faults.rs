@@ -500,3 +500,47 @@ async fn a_pool_keeps_sending_when_one_modem_is_unplugged() {
         "the pool shares the work: {used:?}"
     );
 }
+
+/// A prepaid SIM's balance by USSD (`balance_ussd`), the answer packed 7-bit as Huawei
+/// sticks give it, shown in `/modems`; sending is not disturbed.
+#[tokio::test]
+async fn the_balance_ussd_answer_shows_in_modems() {
+    let sim = SimOptions {
+        ussd_reply: "Balance: 12.50 EUR, valid until 31.12.".into(),
+        ussd_packed_reply: true,
+        ..SimOptions::default()
+    };
+    let handle = sim.handle.clone();
+    let app = spawn_app_with_modems(vec![sim], |c| {
+        c.modems[0].balance_ussd = Some("*100#".into());
+    })
+    .await;
+    app.wait_ready().await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let balance = loop {
+        let modems: Value = app
+            .client
+            .get(format!("{}/modems", app.base))
+            .basic_auth(SID, Some(TOKEN))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let balance = modems["modems"][0]["balance"].clone();
+        if !balance.is_null() {
+            break balance;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{modems}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(balance["answer"], "Balance: 12.50 EUR, valid until 31.12.");
+    assert!(balance["checked_at"].is_string());
+    assert!(handle
+        .stats()
+        .commands()
+        .iter()
+        .any(|c| c == "AT+CUSD=1,\"*100#\",15"));
+    app.round_trip(TO, 1).await;
+}
