@@ -34,9 +34,22 @@ impl ModemTask {
         }
     }
 
-    /// Routed SMS (`+CMT`): nothing to delete, so no session is needed.
-    pub(super) async fn take_in_routed(&mut self) {
+    /// Routed SMS (`+CMT`): nothing to delete; a modem in phase 2+ (`AT+CSMS=1`) wants
+    /// each acknowledged with `AT+CNMA`, or it stops routing (27.005 §3.4.4).
+    pub(super) async fn take_in_routed<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut AtSession<S>,
+    ) -> Result<(), CommandError> {
         while let Some(pdu) = self.storage.routed.pop_front() {
+            if self.storage.acknowledge_routed {
+                match session
+                    .command("AT+CNMA", super::storage::STORAGE_TIMEOUT)
+                    .await
+                {
+                    Ok(_) | Err(CommandError::Rejected { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             let part = match sms::decode_deliver(&pdu) {
                 Ok(part) => part,
                 Err(e) => {
@@ -50,6 +63,7 @@ impl ModemTask {
                 }
             }
         }
+        Ok(())
     }
 
     /// Messages still incomplete after [`GIVE_UP_AFTER`]: kept as they are.

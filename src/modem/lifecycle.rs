@@ -129,6 +129,9 @@ impl ModemTask {
         // The link works: the next outage starts its backoff afresh.
         *backoff = BACKOFF_START;
         self.forget_storage();
+        if let Err(e) = self.learn_message_service(&mut session).await {
+            return self.unresponsive(&mut session, e).await;
+        }
         if let Err(e) = self.look_after_storage(&mut session, true).await {
             return self.unresponsive(&mut session, e).await;
         }

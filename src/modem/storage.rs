@@ -39,6 +39,8 @@ pub(super) struct Storage {
     pub(super) routed: VecDeque<Vec<u8>>,
     /// The modem said its storage is full: sweep at the next chance.
     pub(super) drain_needed: bool,
+    /// The modem is in phase 2+ (`+CSMS: 1`): a routed SMS needs `AT+CNMA`.
+    pub(super) acknowledge_routed: bool,
     /// The memory `AT+CPMS` last selected for reading and deleting.
     selected: Option<String>,
     /// The memories `AT+CPMS=?` offers that are swept; `None` until asked.
@@ -111,7 +113,7 @@ impl ModemTask {
         if self.settings.mode != crate::config::SmsMode::Pdu {
             return Ok(());
         }
-        self.take_in_routed().await;
+        self.take_in_routed(session).await?;
         while let Some((mem, index)) = self.storage.announced.pop_front() {
             if let Err(e) = self.read_one(session, &mem, index).await {
                 if e.link_is_broken() {
@@ -278,6 +280,26 @@ impl ModemTask {
             .command(&format!("AT+CPMS=\"{mem}\""), STORAGE_TIMEOUT)
             .await?;
         self.storage.selected = Some(mem.to_owned());
+        Ok(())
+    }
+
+    /// Whether the modem stayed in phase 2+ (`AT+CSMS=0` is optional in init): then
+    /// routed SMS must be acknowledged.
+    pub(super) async fn learn_message_service<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        session: &mut AtSession<S>,
+    ) -> Result<(), CommandError> {
+        let service = match session.command("AT+CSMS?", STORAGE_TIMEOUT).await {
+            Ok(lines) => lines.iter().find_map(|l| {
+                l.trim()
+                    .strip_prefix("+CSMS:")
+                    .and_then(|rest| rest.split(',').next())
+                    .and_then(|service| service.trim().parse::<u8>().ok())
+            }),
+            Err(CommandError::Rejected { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        self.storage.acknowledge_routed = service == Some(1);
         Ok(())
     }
 

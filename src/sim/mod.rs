@@ -103,6 +103,9 @@ pub struct SimOptions {
     /// `OK`); as GSM 7-bit packed hex with `ussd_packed_reply`, as Huawei sticks do.
     pub ussd_reply: String,
     pub ussd_packed_reply: bool,
+    /// Stay in message service phase 2+ (`+CSMS: 1`, `AT+CSMS=0` refused): a routed
+    /// `+CMT` then wants `AT+CNMA`.
+    pub phase2_plus_only: bool,
     /// Counters and run-time controls; clones of these options share it.
     pub handle: SimHandle,
 }
@@ -132,6 +135,7 @@ impl Default for SimOptions {
             memory_full_blocks_sends: false,
             ussd_reply: "Your balance is 4.20 EUR".to_owned(),
             ussd_packed_reply: false,
+            phase2_plus_only: false,
             handle: SimHandle::default(),
         }
     }

@@ -123,7 +123,7 @@ impl Modem {
             charset: Charset::Gsm,
             // SMS-SUBMIT with a relative validity period, the usual modem default.
             text_first_octet: 17,
-            service: 0,
+            service: u8::from(options.phase2_plus_only),
             indications: "0,0,0,0,0".into(),
             report_routing: 0,
             message_routing: 0,
@@ -239,6 +239,7 @@ impl Modem {
                 self.text_first_octet = fo;
                 Reply::ok()
             }
+            C::SetService(0) if self.options.phase2_plus_only => Reply::with(Final::Cms(303)),
             C::SetService(s) => {
                 self.service = s;
                 Reply::line("+CSMS: 1,1,1")

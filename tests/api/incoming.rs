@@ -108,8 +108,11 @@ async fn an_announced_sms_reaches_the_inbox_and_leaves_the_sim() {
 }
 
 #[tokio::test]
-async fn a_routed_sms_is_kept_too() {
-    let sim = SimOptions::default();
+async fn a_routed_sms_is_kept_too_and_acknowledged_in_phase_2_plus() {
+    let sim = SimOptions {
+        phase2_plus_only: true,
+        ..SimOptions::default()
+    };
     let handle = sim.handle.clone();
     let app = spawn_app_with_modems(vec![sim], receiving).await;
     app.wait_ready().await;
@@ -121,6 +124,10 @@ async fn a_routed_sms_is_kept_too() {
     let messages = inbox_holds(&app, 1).await;
     assert_eq!(messages[0]["text"], "Routed hello");
     assert_eq!(messages[0]["sent_at"], "2026-12-05T10:00:00+00:00");
+    assert!(
+        handle.stats().commands().iter().any(|c| c == "AT+CNMA"),
+        "+CMT acknowledged"
+    );
 }
 
 #[tokio::test]
