@@ -1,6 +1,8 @@
 //! Byte-feeding tests over transcripts in the shape real modems produce (Huawei
-//! E173/E3372, SIMCom SIM800, Quectel EC25), each checked whole, split at every
-//! offset, and fed one byte at a time.
+//! E173/E3372, SIMCom SIM800, Quectel EC25), and replayed from other projects' public
+//! test data (gammu's tests/at-* dumps, ModemManager's test-modem-helpers.c and its
+//! Wavecom plugin), each checked whole, split at every offset, and fed one byte at a
+//! time; each replayed one names its source.
 
 use super::{Digester, ErrorCode, Event, FinalResult, Urc};
 
@@ -559,4 +561,60 @@ fn wavecom_cpin_without_a_final_result_settles() {
     drain(&mut digester, &mut events);
     assert_eq!(events, vec![ok(&["+CPIN: READY"])]);
     assert!(!digester.may_settle());
+}
+
+/// Registration replies of real modems from ModemManager's src/tests/test-modem-helpers.c
+/// (Huawei E160G, Sony Ericsson TM-506, Novatel XU870, Samsung Wave S8500, Qualcomm
+/// Gobi 1000, LTE modules): unquoted hex, leading zeros, empty fields, stray blanks,
+/// extra fields, a two-digit stat. Framed whole at every split, then parsed.
+#[test]
+fn modemmanager_registration_replies() {
+    use super::{parse_registration, RegState};
+    let cases: [(&str, &str, RegState); 11] = [
+        ("AT+CREG?", "+CREG: 2,0,00,0", RegState::NotRegistered),
+        ("AT+CREG?", "+CREG: 2,1,8BE3,2BAF", RegState::Home),
+        (
+            "AT+CREG?",
+            "+CREG: 2,1,\"8BE3\",\"00002BAF\"",
+            RegState::Home,
+        ),
+        ("AT+CREG?", "+CREG: 2,,", RegState::Searching),
+        (
+            "AT+CREG?",
+            "+CREG: 2,6,\"8B37\",\"0A265185\",7",
+            RegState::HomeSmsOnly,
+        ),
+        ("AT+CREG?", "+CREG: 2,1,000B,2816, B, C2816", RegState::Home),
+        (
+            "AT+CREG?",
+            "+CREG: 2,11,003F,8FE3, B, C2816",
+            RegState::EmergencyOnly,
+        ),
+        ("AT+CREG?", "+CREG: 2,1,  0 5, 2715", RegState::Home),
+        ("AT+CEREG?", "+CEREG: 2,1, 1F00, 79D903 ,7", RegState::Home),
+        (
+            "AT+CEREG?",
+            "+CEREG: 2,10,\"8d83\",\"671f98a\",7",
+            RegState::Roaming,
+        ),
+        (
+            "AT+CEREG?",
+            "+CEREG: 2,10, 2CA8, 20 ,B5583D ,7",
+            RegState::Roaming,
+        ),
+    ];
+    for (command, line, state) in cases {
+        let bytes = format!("\r\n{line}\r\n\r\nOK\r\n");
+        check(&[(Some(command), bytes.as_bytes())], &[ok(&[line])]);
+        assert_eq!(
+            parse_registration(line).map(|r| r.state),
+            Ok(state),
+            "{line}"
+        );
+    }
+    // The unsolicited form (Huawei E160G, `+CREG=2`): stat, then the hex area.
+    assert_eq!(
+        parse_registration("+CREG: 1,8BE3,2BAF").map(|r| r.state),
+        Ok(RegState::Home)
+    );
 }
