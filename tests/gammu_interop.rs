@@ -152,8 +152,11 @@ fn reference_of(index: usize, c: &Case) -> u16 {
     }
 }
 
-fn gammu_decode(request: &Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gammu_decode.py");
+/// Run one of the interop scripts with `request` on its stdin; its JSON answer.
+fn run_script(name: &str, request: &Value) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name);
     let mut child = Command::new(PYTHON)
         .arg(&script)
         .stdin(Stdio::piped())
@@ -170,11 +173,15 @@ fn gammu_decode(request: &Value) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "gammu_decode.py failed ({}); if python3-gammu is missing: \
+        "{name} failed ({}); if python3-gammu is missing: \
          apt-get install python3-gammu\n{stderr}",
         out.status
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn gammu_decode(request: &Value) -> Value {
+    run_script("gammu_decode.py", request)
 }
 
 #[test]
@@ -250,27 +257,7 @@ fn check_case(index: usize, c: &Case, got: &Value) {
 // SMS-DELIVER, the other way round: received SMS.
 
 fn gammu_decode_delivers(pdus: &[String]) -> Vec<Value> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/gammu_decode_deliver.py");
-    let mut child = Command::new(PYTHON)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {PYTHON} ({e}): apt-get install python3-gammu"));
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(json!({ "pdus": pdus }).to_string().as_bytes())
-        .unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "gammu_decode_deliver.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let response: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let response = run_script("gammu_decode_deliver.py", &json!({ "pdus": pdus }));
     response["results"].as_array().unwrap().clone()
 }
 

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::usage::time_bytes;
+use super::usage::{purge_before, time_bytes};
 use super::{decode, encode, SledStore};
 use crate::store::{InboxStore, ReceivedSms, StoreError};
 
@@ -83,13 +83,7 @@ impl InboxStore for SledStore {
         retention: chrono::Duration,
         max: usize,
     ) -> Result<usize, StoreError> {
-        let before = time_bytes(self.clock.now() - retention);
-        let mut purged = 0;
-        for entry in self.inbox.range(..before.to_vec()).take(max) {
-            let (key, _) = entry?;
-            self.inbox.remove(key)?;
-            purged += 1;
-        }
+        let purged = purge_before(&self.inbox, self.clock.now() - retention, max)?;
         self.durable().await?;
         Ok(purged)
     }

@@ -28,6 +28,22 @@ pub(super) fn send_key(at: DateTime<Utc>, modem: &str, message_id: &str) -> Vec<
     key
 }
 
+/// Remove up to `max` entries of a tree keyed by time first that are older than
+/// `before`; how many went.
+pub(super) fn purge_before(
+    tree: &::sled::Tree,
+    before: DateTime<Utc>,
+    max: usize,
+) -> Result<usize, StoreError> {
+    let mut purged = 0;
+    for entry in tree.range(..time_bytes(before).to_vec()).take(max) {
+        let (key, _) = entry?;
+        tree.remove(key)?;
+        purged += 1;
+    }
+    Ok(purged)
+}
+
 fn modem_of(key: &[u8]) -> Option<&[u8]> {
     let rest = key.get(8..)?;
     let end = rest.iter().position(|b| *b == 0)?;
@@ -55,13 +71,7 @@ impl UsageStore for SledStore {
     }
 
     async fn purge_modem_sends(&self, max: usize) -> Result<usize, StoreError> {
-        let before = time_bytes(self.clock.now() - USAGE_WINDOW);
-        let mut purged = 0;
-        for entry in self.modem_sends.range(..before.to_vec()).take(max) {
-            let (key, _) = entry?;
-            self.modem_sends.remove(key)?;
-            purged += 1;
-        }
+        let purged = purge_before(&self.modem_sends, self.clock.now() - USAGE_WINDOW, max)?;
         self.durable().await?;
         Ok(purged)
     }
