@@ -6,12 +6,14 @@
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use libfuzzer_sys::fuzz_target;
 use sms2fa::api::{router, Accounts, AppState, LiveAccounts, Ops, ROUTES};
+use sms2fa::capacity::Capacity;
 use sms2fa::config::{AccountConfig, Config, Requirements};
 use sms2fa::metrics::Metrics;
 use sms2fa::otp::{CodeHasher, ManualClock, SecretKey};
@@ -52,11 +54,13 @@ fn harness() -> &'static Harness {
                     sid: SID.into(),
                     token: Some(TOKEN.into()),
                     token_sha256: None,
+                    receive: true,
                 },
                 AccountConfig {
                     sid: "ACother".into(),
                     token: Some("other".into()),
                     token_sha256: None,
+                    receive: true,
                 },
             ];
             let key = SecretKey::from_bytes([7; 32]);
@@ -78,6 +82,9 @@ fn harness() -> &'static Harness {
                 metrics: Arc::new(Metrics::new()),
                 http_heartbeat: Heartbeat::new(),
                 node: "fuzz".into(),
+                // No modems: without an endless start grace every send would be
+                // refused as no_modem_available, and the send path never fuzzed.
+                capacity: Arc::new(Capacity::new(Vec::new(), "fuzz".into(), Duration::MAX)),
             });
             let state = AppState {
                 accounts: Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts))),
