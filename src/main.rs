@@ -85,25 +85,13 @@ enum ModemCommand {
     /// Initialise a modem and print its model, firmware, IMEI, SIM, operator,
     /// registration and signal.
     Probe {
-        /// The modem's AT port, e.g. /dev/gsm-modem or /dev/ttyUSB2.
-        #[arg(long)]
-        device: PathBuf,
-        #[arg(long, default_value_t = 115_200)]
-        baud: u32,
-        /// The SIM's PIN, if it asks for one.
-        #[arg(long)]
-        pin: Option<String>,
+        #[command(flatten)]
+        modem: cli::probe::Args,
     },
     /// Send a USSD code (e.g. "*100#" for a prepaid balance) and print the answer.
     Ussd {
-        /// The modem's AT port, or tcp://host:port.
-        #[arg(long)]
-        device: PathBuf,
-        #[arg(long, default_value_t = 115_200)]
-        baud: u32,
-        /// The SIM's PIN, if it asks for one.
-        #[arg(long)]
-        pin: Option<String>,
+        #[command(flatten)]
+        modem: cli::probe::Args,
         /// Give the code as GSM 7-bit packed hex (some Huawei firmware wants it so).
         #[arg(long)]
         packed: bool,
@@ -151,29 +139,23 @@ fn main() -> anyhow::Result<()> {
             }))
         }
         Command::Modem {
-            command: ModemCommand::Probe { device, baud, pin },
+            command: ModemCommand::Probe { modem },
         } => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(cli::probe::run(cli::probe::Args { device, baud, pin }))
+            runtime.block_on(cli::probe::run(modem))
         }
         Command::Modem {
             command:
                 ModemCommand::Ussd {
-                    device,
-                    baud,
-                    pin,
+                    modem,
                     packed,
                     code,
                 },
         } => {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-            runtime.block_on(cli::ussd::run(
-                cli::probe::Args { device, baud, pin },
-                code,
-                packed,
-            ))
+            runtime.block_on(cli::ussd::run(modem, code, packed))
         }
     }
 }

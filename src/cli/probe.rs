@@ -18,9 +18,16 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Init can wait for a busy SIM (up to 30 s); give it a little more.
 const INIT_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// How to reach a modem: shared by `modem probe` and `modem ussd`.
+#[derive(clap::Args)]
 pub struct Args {
+    /// The modem's AT port (e.g. /dev/gsm-modem or /dev/ttyUSB2), or tcp://host:port.
+    #[arg(long)]
     pub device: PathBuf,
+    #[arg(long, default_value_t = 115_200)]
     pub baud: u32,
+    /// The SIM's PIN, if it asks for one.
+    #[arg(long)]
     pub pin: Option<String>,
 }
 
