@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::modem::{Availability, ModemHandle, ModemState};
+use crate::modem::{Availability, ModemHandle};
 use crate::store::HostBeat;
 
 /// Another host's view is used while it is this fresh: a few heartbeat intervals.
@@ -105,14 +105,9 @@ impl Capacity {
         let mut ready: Vec<String> = self
             .local
             .iter()
-            .filter(|m| {
-                let sending = matches!(
-                    m.status.borrow().state,
-                    ModemState::Ready | ModemState::Sending
-                );
-                // A modem at its cap is up but takes no work.
-                sending && m.availability() == Availability::Ready
-            })
+            // Ready means ready or sending and not at a cap (a capped modem is up but
+            // takes no work).
+            .filter(|m| m.availability() == Availability::Ready)
             .map(|m| m.name.clone())
             .collect();
         let remote = self.remote_modems();
