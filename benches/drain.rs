@@ -84,6 +84,7 @@ async fn drain(modems: usize, delay: Duration, messages: usize, database: Option
         token: Some("bench".into()),
         token_sha256: None,
         receive: false,
+        relay: false,
     }];
     config.modems = ports
         .iter()

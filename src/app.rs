@@ -191,12 +191,10 @@ impl Application {
         )));
         let policy = Policy::from_config(config);
         // Shared behind one Arc: axum clones the state for every request.
-        let twofa = Arc::new(TwoFactor::new(
-            store.clone(),
-            CodeHasher::new(key),
-            policy,
-            wake,
-        ));
+        let twofa = Arc::new(
+            TwoFactor::new(store.clone(), CodeHasher::new(key), policy, wake)
+                .with_capacity(capacity.clone()),
+        );
         let ops = Arc::new(Ops {
             store: store.clone(),
             modems: modems.clone(),

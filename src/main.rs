@@ -219,6 +219,8 @@ async fn serve_simulated(state_dir: PathBuf, listen: std::net::SocketAddr) -> an
         token: Some(DEMO_TOKEN.to_owned()),
         token_sha256: None,
         receive: false,
+        // The demo shows the relay routes too.
+        relay: true,
     }];
     config.modems = vec![ModemConfig::new("simulator", modem.path().to_owned())];
     let notifier = Arc::new(Notifier::from_env()?);

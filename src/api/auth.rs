@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -12,12 +14,39 @@ use super::error::ApiError;
 use crate::config::AccountConfig;
 
 /// Accounts by SID, each with the SHA-256 of its token (tokens in clear are hashed at
-/// load, so both config forms are checked the same way).
+/// load, so both config forms are checked the same way) and what it may do.
 #[derive(Clone, Default)]
 pub struct Accounts {
-    by_sid: HashMap<String, [u8; 32]>,
-    /// SIDs with `receive = true`.
-    receivers: std::collections::HashSet<String>,
+    by_sid: HashMap<String, Account>,
+}
+
+#[derive(Clone)]
+struct Account {
+    token_digest: [u8; 32],
+    receive: bool,
+    relay: bool,
+}
+
+/// The authenticated caller of a request: an extractor, so a handler that names it
+/// only runs for a caller whose credentials are right (401 otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub sid: String,
+    /// May read received SMS (`receive = true`).
+    pub may_receive: bool,
+    /// May send texts it writes itself (`relay = true`).
+    pub may_relay: bool,
+}
+
+impl FromRequestParts<super::AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &super::AppState,
+    ) -> Result<Self, ApiError> {
+        state.accounts.current().authenticate(&parts.headers)
+    }
 }
 
 impl std::fmt::Debug for Accounts {
@@ -34,7 +63,7 @@ impl Accounts {
         let by_sid = accounts
             .iter()
             .filter_map(|account| {
-                let digest = match (&account.token, &account.token_sha256) {
+                let token_digest = match (&account.token, &account.token_sha256) {
                     (Some(token), _) => Sha256::digest(token.as_bytes()).into(),
                     (None, Some(hex_digest)) => {
                         let mut digest = [0u8; 32];
@@ -43,20 +72,15 @@ impl Accounts {
                     }
                     (None, None) => return None,
                 };
-                Some((account.sid.clone(), digest))
+                let entry = Account {
+                    token_digest,
+                    receive: account.receive,
+                    relay: account.relay,
+                };
+                Some((account.sid.clone(), entry))
             })
             .collect();
-        let receivers = accounts
-            .iter()
-            .filter(|a| a.receive)
-            .map(|a| a.sid.clone())
-            .collect();
-        Self { by_sid, receivers }
-    }
-
-    /// Whether `sid` may read received SMS.
-    pub fn may_receive(&self, sid: &str) -> bool {
-        self.receivers.contains(sid)
+        Self { by_sid }
     }
 
     pub fn len(&self) -> usize {
@@ -67,22 +91,27 @@ impl Accounts {
         self.by_sid.is_empty()
     }
 
-    /// The SID of the caller, or 401. The token comparison is constant-time and runs
-    /// for unknown SIDs too, so timing does not reveal which SIDs exist.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+    /// The caller, or 401.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
         let (sid, token) = basic_credentials(headers).ok_or_else(ApiError::unauthorized)?;
+        self.check(&sid, &token).ok_or_else(ApiError::unauthorized)
+    }
+
+    /// The caller whose SID and token these are, if they are right. The token
+    /// comparison is constant-time and runs for unknown SIDs too, so timing does not
+    /// reveal which SIDs exist.
+    pub fn check(&self, sid: &str, token: &str) -> Option<Caller> {
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let unknown = [0u8; 32];
-        let (expected, known) = match self.by_sid.get(&sid) {
-            Some(digest) => (digest, true),
-            None => (&unknown, false),
-        };
+        let account = self.by_sid.get(sid);
+        let expected = account.map_or(&unknown, |a| &a.token_digest);
         let matches: bool = presented.ct_eq(expected).into();
-        if matches && known {
-            Ok(sid)
-        } else {
-            Err(ApiError::unauthorized())
-        }
+        let account = account.filter(|_| matches)?;
+        Some(Caller {
+            sid: sid.to_owned(),
+            may_receive: account.receive,
+            may_relay: account.relay,
+        })
     }
 }
 
@@ -112,13 +141,10 @@ impl LiveAccounts {
     pub fn replace(&self, accounts: Accounts) {
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(accounts);
     }
-
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<String, ApiError> {
-        self.current().authenticate(headers)
-    }
 }
 
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+/// The SID and token of an `Authorization: Basic` header.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -144,12 +170,14 @@ mod tests {
                 token: Some("secret".into()),
                 token_sha256: None,
                 receive: false,
+                relay: false,
             },
             AccountConfig {
                 sid: "AC2".into(),
                 token: None,
                 token_sha256: Some(hex::encode(Sha256::digest(b"other"))),
                 receive: false,
+                relay: false,
             },
         ])
     }
@@ -167,24 +195,31 @@ mod tests {
     #[test]
     fn accepts_both_token_forms() {
         assert_eq!(
-            accounts().authenticate(&basic("AC1:secret")).unwrap(),
+            accounts().authenticate(&basic("AC1:secret")).unwrap().sid,
             "AC1"
         );
-        assert_eq!(accounts().authenticate(&basic("AC2:other")).unwrap(), "AC2");
+        assert_eq!(
+            accounts().authenticate(&basic("AC2:other")).unwrap().sid,
+            "AC2"
+        );
     }
 
     #[test]
     fn live_accounts_swap_whole() {
         let live = LiveAccounts::new(accounts());
-        assert!(live.authenticate(&basic("AC1:secret")).is_ok());
+        assert!(live.current().authenticate(&basic("AC1:secret")).is_ok());
         live.replace(Accounts::from_config(&[AccountConfig {
             sid: "AC3".into(),
             token: Some("new".into()),
             token_sha256: None,
             receive: false,
+            relay: false,
         }]));
-        assert!(live.authenticate(&basic("AC1:secret")).is_err());
-        assert_eq!(live.authenticate(&basic("AC3:new")).unwrap(), "AC3");
+        assert!(live.current().authenticate(&basic("AC1:secret")).is_err());
+        assert_eq!(
+            live.current().authenticate(&basic("AC3:new")).unwrap().sid,
+            "AC3"
+        );
         assert_eq!(live.current().len(), 1);
     }
 

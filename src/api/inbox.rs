@@ -2,13 +2,13 @@
 //! `receive = true`.
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::twofa::internal;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -58,12 +58,10 @@ fn parse_query(query: Option<&str>) -> Result<InboxQuery, ApiError> {
 
 pub async fn inbox(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let accounts = state.accounts.current();
-    let account = accounts.authenticate(&headers)?;
-    if !accounts.may_receive(&account) {
+    if !caller.may_receive {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "receive_not_allowed",

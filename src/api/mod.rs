@@ -4,9 +4,13 @@
 mod auth;
 mod body;
 mod error;
+mod form;
 mod inbox;
+mod kannel;
 mod limits;
 mod ops;
+mod relay;
+mod send;
 mod twofa;
 
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
 
-pub use auth::{Accounts, LiveAccounts};
+pub use auth::{Accounts, Caller, LiveAccounts};
 pub use error::{ApiError, ErrorCode};
 pub use limits::BodyLimits;
 pub use ops::{openapi_document, Ops, OPENAPI_YAML};
@@ -38,76 +42,112 @@ pub struct Route {
     pub method: &'static str,
     /// The axum path template, which is also the OpenAPI path.
     pub path: &'static str,
-    /// Whether the route needs HTTP Basic credentials.
-    pub authenticated: bool,
+    /// Who may call it, and how the caller says who it is.
+    pub access: Access,
     endpoint: fn() -> MethodRouter<AppState>,
+}
+
+/// How a route's caller is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (probes, metrics, the API description).
+    Public,
+    /// An account's SID and token as HTTP Basic credentials ([`Caller`]); 401 without.
+    Basic,
+    /// Kannel's `username` and `password` parameters (or Basic credentials); Kannel's
+    /// `403 Authorization failed for sendsms` without.
+    KannelParams,
 }
 
 pub const ROUTES: &[Route] = &[
     Route {
         method: "POST",
         path: "/2fa/send",
-        authenticated: true,
+        access: Access::Basic,
         endpoint: || post(twofa::send),
     },
     Route {
         method: "POST",
         path: "/2fa/verify",
-        authenticated: true,
+        access: Access::Basic,
         endpoint: || post(twofa::verify),
     },
     Route {
         method: "POST",
         path: "/2fa/cancel",
-        authenticated: true,
+        access: Access::Basic,
         endpoint: || post(twofa::cancel),
     },
     Route {
         method: "POST",
         path: "/2fa/unlock",
-        authenticated: true,
+        access: Access::Basic,
         endpoint: || post(twofa::unlock),
     },
     Route {
         method: "GET",
         path: "/2fa/messages/{id}",
-        authenticated: true,
+        access: Access::Basic,
         endpoint: || get(twofa::message),
+    },
+    Route {
+        method: "POST",
+        path: "/sms/send",
+        access: Access::Basic,
+        endpoint: || post(relay::send),
+    },
+    Route {
+        method: "GET",
+        path: "/sms/send",
+        access: Access::Basic,
+        endpoint: || get(relay::send),
+    },
+    Route {
+        method: "GET",
+        path: "/cgi-bin/sendsms",
+        access: Access::KannelParams,
+        endpoint: || get(kannel::sendsms),
+    },
+    Route {
+        method: "POST",
+        path: "/cgi-bin/sendsms",
+        access: Access::KannelParams,
+        endpoint: || post(kannel::sendsms),
     },
     Route {
         method: "GET",
         path: "/sms/inbox",
-        authenticated: true,
+        access: Access::Basic,
         endpoint: || get(inbox::inbox),
     },
     Route {
         method: "GET",
         path: "/modems",
-        authenticated: true,
+        access: Access::Basic,
         endpoint: || get(ops::modems),
     },
     Route {
         method: "GET",
         path: "/healthz",
-        authenticated: false,
+        access: Access::Public,
         endpoint: || get(healthz),
     },
     Route {
         method: "GET",
         path: "/readyz",
-        authenticated: false,
+        access: Access::Public,
         endpoint: || get(ops::readyz),
     },
     Route {
         method: "GET",
         path: "/metrics",
-        authenticated: false,
+        access: Access::Public,
         endpoint: || get(ops::metrics),
     },
     Route {
         method: "GET",
         path: "/openapi.json",
-        authenticated: false,
+        access: Access::Public,
         endpoint: || get(ops::openapi),
     },
 ];

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tracing::Instrument;
 
 use super::error::ErrorCode;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
 use crate::capacity::Capacity;
 use crate::metrics::{Metrics, ModemSample, Sample};
 use crate::modem::{registration_name, state_name, ModemHandle};
@@ -39,25 +39,7 @@ pub struct Ops {
     pub capacity: Arc<Capacity>,
 }
 
-/// Seconds a client is asked to wait after `no_modem_available`: modems come back
-/// from a re-plug or a lost registration in about this long.
-const NO_MODEM_RETRY_SECS: i64 = 30;
-
 impl Ops {
-    /// `503 no_modem_available` when no modem of any live host could send a message
-    /// accepted now; nothing is stored then.
-    pub fn can_send(&self) -> Result<(), ApiError> {
-        self.capacity.can_send().map_err(|reason| {
-            tracing::warn!(%reason, "refusing a send: no modem could take it");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_modem_available",
-                reason,
-            )
-            .retry_after(NO_MODEM_RETRY_SECS)
-        })
-    }
-
     /// The gauges of this moment.
     pub async fn sample(&self) -> Sample {
         let now = self.clock.now();
@@ -169,9 +151,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
 /// `GET /modems` (authenticated): what each modem is and how it is doing.
 pub async fn modems(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    _caller: Caller,
 ) -> Result<Json<Value>, ApiError> {
-    state.accounts.authenticate(&headers)?;
     let ops = &state.ops;
     let queued = ops.store.queue_depth().await.map_err(|e| {
         tracing::warn!(error = %e, "cannot read the queue depth");

@@ -1,145 +1,48 @@
-//! `/2fa/send`, `/2fa/verify` and `/2fa/messages/{id}`.
+//! `/2fa/send`, `/2fa/verify`, `/2fa/cancel`, `/2fa/unlock` and `/2fa/messages/{id}`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use serde_json::{json, Map, Value};
 
 use super::body::{json_object, string_field};
-use super::{ApiError, AppState};
-use crate::otp::{AttemptVerdict, SendRefusal, ServiceName, Template, TemplateError};
-use crate::service::{IssueError, SendRequest, VerifyRequest};
+use super::send::{self, idempotency_key, refused};
+use super::{ApiError, AppState, Caller};
+use crate::otp::{AttemptVerdict, ServiceName, Template, TemplateError};
+use crate::service::{Outgoing, SendRequest, VerifyRequest};
 use crate::sms::PhoneNumber;
-use crate::store::{Begin, StoredAnswer};
 
 const MAX_CODE_CHARS: usize = 32;
 
 pub async fn send(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let account = state.accounts.authenticate(&headers)?;
     let request = parse_send(&json_object(&headers, body)?)?;
-    let Some(key) = idempotency_key(&headers)? else {
-        return issue(&state, &account, &request)
-            .await
-            .map(IntoResponse::into_response);
-    };
-    let begin = state
+    let key = idempotency_key(&headers)?;
+    let accepted = state
         .twofa
-        .begin_idempotent(&account, &key, &request)
+        .submit(&caller.sid, key.as_ref(), &Outgoing::Code(request))
         .await
-        .map_err(|e| internal("read an idempotency key", &e))?;
-    match begin {
-        Begin::Proceed => {}
-        Begin::Replay(answer) => return Ok(replay(answer)),
-        Begin::InFlight => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_flight",
-                "a request with this Idempotency-Key is still being answered; retry shortly",
-            ))
-        }
-        Begin::Mismatch => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request body",
-            ))
-        }
-    }
-    let outcome = issue(&state, &account, &request).await;
-    // Only a success is replayed: a refusal sent nothing, so a retry may try again.
-    let answer = outcome.as_ref().ok().map(|Json(body)| StoredAnswer {
-        status: 200,
-        body: body.to_string(),
-    });
-    if let Err(e) = state.twofa.finish_idempotent(&account, &key, answer).await {
-        tracing::error!(error = %e, "could not record an idempotent answer");
-    }
-    outcome.map(IntoResponse::into_response)
-}
-
-/// The optional `Idempotency-Key` header: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    match value.to_str() {
-        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(Some(key.to_owned()))
-        }
-        _ => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1 to 255 visible ASCII characters",
-        )),
-    }
-}
-
-fn replay(answer: StoredAnswer) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-    let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-    let mut response = (status, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    response
-}
-
-async fn issue(
-    state: &AppState,
-    account: &str,
-    request: &SendRequest,
-) -> Result<Json<Value>, ApiError> {
-    state.ops.can_send()?;
-    match state.twofa.send(account, request).await {
-        Ok(issued) => Ok(Json(json!({
-            "code": 200,
-            "message": "OK",
-            "requestID": issued.message_id,
-            "status": "queued",
-            "expires_at": issued.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        }))),
-        Err(IssueError::BodyTooLong {
-            parts_needed,
-            max_parts,
-        }) => Err(ApiError::field(
-            "body",
-            "body_too_long",
-            format!(
-                "the SMS would need {parts_needed} parts; this server sends at most {max_parts}"
-            ),
-        )
-        .with("parts_needed", parts_needed)
-        .with("max_parts", max_parts)),
-        Err(IssueError::DestinationNotAllowed) => Err(ApiError {
-            field: Some("to"),
-            ..ApiError::new(
-                StatusCode::FORBIDDEN,
-                "destination_not_allowed",
-                "this server does not send codes to that destination (otp.allowed_prefixes)",
-            )
-        }),
-        Err(IssueError::Limited(refusal)) => Err(send_refusal(refusal)),
-        Err(IssueError::Store(e)) => Err(internal("store a code", &e)),
-    }
+        .map_err(|e| refused(e, "body"))?;
+    Ok(send::accepted(&accepted, true))
 }
 
 pub async fn verify(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let account = state.accounts.authenticate(&headers)?;
     let request = parse_verify(&json_object(&headers, body)?)?;
     let verdict = state
         .twofa
-        .verify(&account, &request)
+        .verify(&caller.sid, &request)
         .await
         .map_err(|e| internal("judge a verification", &e))?;
     match verdict {
@@ -172,10 +75,9 @@ pub async fn verify(
 
 pub async fn message(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let account = state.accounts.authenticate(&headers)?;
     // An id that is not even UTF-8 names no message: the same JSON 404 as any other.
     let id = id.map(|Path(id)| id).unwrap_or_default();
     let not_found = || {
@@ -187,7 +89,7 @@ pub async fn message(
     };
     let record = state
         .twofa
-        .message(&account, &id)
+        .message(&caller.sid, &id)
         .await
         .map_err(|e| internal("read a message", &e))?
         .ok_or_else(not_found)?;
@@ -206,13 +108,14 @@ pub async fn message(
 /// `POST /2fa/cancel` `{service, number}`: the live code stops verifying at once.
 pub async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (account, service, number) = scoped_request(&state, &headers, body)?;
+    let (service, number) = scoped_request(&headers, body)?;
     let cancelled = state
         .twofa
-        .cancel(&account, &service, &number)
+        .cancel(&caller.sid, &service, &number)
         .await
         .map_err(|e| internal("cancel a code", &e))?;
     if !cancelled {
@@ -227,13 +130,14 @@ pub async fn cancel(
 /// or the application's decision, after checking who the user is).
 pub async fn unlock(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let (account, service, number) = scoped_request(&state, &headers, body)?;
+    let (service, number) = scoped_request(&headers, body)?;
     let was_locked = state
         .twofa
-        .unlock(&account, &service, &number)
+        .unlock(&caller.sid, &service, &number)
         .await
         .map_err(|e| internal("unlock a number", &e))?;
     Ok(Json(
@@ -241,19 +145,13 @@ pub async fn unlock(
     ))
 }
 
-/// The caller's account and the `{service, number}` a request is about.
+/// The `{service, number}` a request is about.
 fn scoped_request(
-    state: &AppState,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(String, ServiceName, PhoneNumber), ApiError> {
-    let account = state.accounts.authenticate(headers)?;
+) -> Result<(ServiceName, PhoneNumber), ApiError> {
     let object = json_object(headers, body)?;
-    Ok((
-        account,
-        service_field(&object)?,
-        phone_field(&object, "number")?,
-    ))
+    Ok((service_field(&object)?, phone_field(&object, "number")?))
 }
 
 /// A storage failure, logged with what was being done: 503 `storage_unavailable` when
@@ -284,34 +182,12 @@ fn not_found_code() -> ApiError {
     )
 }
 
-fn send_refusal(refusal: SendRefusal) -> ApiError {
-    let retry_after = refusal.retry_after();
-    match refusal {
-        SendRefusal::Cooldown { .. } => too_many(
-            "resend_cooldown",
-            "a code was sent to this number moments ago; wait before sending another",
-            retry_after,
-        ),
-        SendRefusal::NumberDailyCap { .. } => too_many(
-            "number_daily_limit",
-            "this number has received the most codes allowed in 24 hours",
-            retry_after,
-        ),
-        SendRefusal::AccountRate { .. } => too_many(
-            "account_rate_limit",
-            "this account has sent the most codes allowed per minute",
-            retry_after,
-        ),
-        SendRefusal::NumberLocked { .. } => too_many(
-            "number_locked",
-            "too many wrong codes for this number; it is locked until an operator unlocks it or the lock expires",
-            retry_after,
-        ),
-    }
-}
-
 /// A 429 with `Retry-After` (whole seconds, rounded up) and `"retry_after"`.
-fn too_many(error: &'static str, message: &str, retry_after: chrono::Duration) -> ApiError {
+pub(super) fn too_many(
+    error: &'static str,
+    message: &str,
+    retry_after: chrono::Duration,
+) -> ApiError {
     let millis = retry_after.num_milliseconds().max(0);
     let seconds = (millis + 999) / 1000;
     ApiError::new(StatusCode::TOO_MANY_REQUESTS, error, message)

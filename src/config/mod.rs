@@ -316,6 +316,10 @@ pub struct SmsConfig {
     /// `503 no_modem_available` instead of queueing a code nobody will send.
     #[serde(default = "default_unavailable_after_secs")]
     pub unavailable_after_secs: u64,
+    /// A relayed SMS (`/sms/send`, `/cgi-bin/sendsms`) still unsent after this long
+    /// expires in the queue, as a code's SMS does when its code expires.
+    #[serde(default = "default_relay_ttl_secs")]
+    pub relay_ttl_secs: u64,
 }
 
 impl Default for SmsConfig {
@@ -324,9 +328,17 @@ impl Default for SmsConfig {
             max_parts: default_max_parts(),
             concat_reference_16bit: false,
             unavailable_after_secs: default_unavailable_after_secs(),
+            relay_ttl_secs: default_relay_ttl_secs(),
         }
     }
 }
+
+fn default_relay_ttl_secs() -> u64 {
+    3600
+}
+
+/// The longest `[sms] relay_ttl_secs`: a day, the window of the number's daily cap.
+pub const RELAY_TTL_LIMIT: u64 = 86_400;
 
 fn default_unavailable_after_secs() -> u64 {
     60
@@ -376,6 +388,9 @@ pub struct AccountConfig {
     /// May read the SMS the modems received (`GET /sms/inbox`).
     #[serde(default)]
     pub receive: bool,
+    /// May send SMS whose text it writes itself (`/sms/send`, `/cgi-bin/sendsms`).
+    #[serde(default)]
+    pub relay: bool,
 }
 
 impl std::fmt::Debug for AccountConfig {

@@ -2,7 +2,7 @@
 
 use super::{
     Backend, Config, Requirements, SmsMode, MAX_PARTS_LIMIT, MIN_INTERVAL_LIMIT_MS,
-    UNAVAILABLE_AFTER_LIMIT,
+    RELAY_TTL_LIMIT, UNAVAILABLE_AFTER_LIMIT,
 };
 use crate::sms::PhoneNumber;
 
@@ -134,6 +134,13 @@ impl Config {
                 "sms",
                 "unavailable_after_secs",
                 &format!("must be 1 to {UNAVAILABLE_AFTER_LIMIT}"),
+            ));
+        }
+        if !(60..=RELAY_TTL_LIMIT).contains(&self.sms.relay_ttl_secs) {
+            return Err(Problem::new(
+                "sms",
+                "relay_ttl_secs",
+                &format!("must be 60 to {RELAY_TTL_LIMIT}"),
             ));
         }
         if self.http.max_body_bytes < 256 {

@@ -14,6 +14,7 @@ mod reassembly;
 mod split;
 mod status_report;
 mod submit;
+mod text;
 mod text_mode;
 mod timestamp;
 mod ucs2;
@@ -32,6 +33,7 @@ pub use split::{
     plan_with, GSM7_CONCAT16, GSM7_CONCAT8, GSM7_SINGLE, UCS2_CONCAT16, UCS2_CONCAT8, UCS2_SINGLE,
 };
 pub use status_report::{encode_status_report, ReportEncodeError};
+pub use text::{SmsText, SmsTextError};
 pub use text_mode::{
     csmp_params, text_mode_submit, CsmpParams, TextCharset, TextModeSubmit, TODA_INTERNATIONAL,
 };

@@ -36,6 +36,19 @@ impl PhoneNumber {
         Ok(Self(input.to_owned()))
     }
 
+    /// A number as gateway clients write it: E.164 with `+`, or its digits after the
+    /// international prefix `00`, or its bare international digits (what Kannel clients
+    /// and privacyIDEA send when a user's number was stored without `+`). A national
+    /// number (one leading `0`) is refused: which country it belongs to is not known.
+    pub fn parse_international(input: &str) -> Result<Self, PhoneNumberError> {
+        let input = input.trim();
+        if input.starts_with('+') {
+            return Self::parse(input);
+        }
+        let digits = input.strip_prefix("00").unwrap_or(input);
+        Self::parse(&format!("+{digits}"))
+    }
+
     /// The full number, `+` included. Use only where the number must leave the process.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -119,5 +132,27 @@ mod tests {
         assert!(!format!("{n:?}").contains("13216549878"));
         let short = PhoneNumber::parse("+1234567").unwrap();
         assert_eq!(short.masked(), "+1***567");
+    }
+
+    #[test]
+    fn international_forms_without_plus_read_as_e164() {
+        for input in [
+            "+4915112345678",
+            "004915112345678",
+            "4915112345678",
+            " 4915112345678 ",
+        ] {
+            assert_eq!(
+                PhoneNumber::parse_international(input).unwrap().as_str(),
+                "+4915112345678",
+                "{input:?}"
+            );
+        }
+        assert_eq!(
+            PhoneNumber::parse_international("015112345678"),
+            Err(PhoneNumberError::LeadingZero)
+        );
+        assert!(PhoneNumber::parse_international("49-151").is_err());
+        assert!(PhoneNumber::parse_international("").is_err());
     }
 }

@@ -35,6 +35,9 @@ impl NewCode {
     /// of `now`, the store's clock.
     pub fn admitted_at(&self, now: DateTime<Utc>) -> Admitted {
         let expires_at = now + self.ttl;
+        let (history, outbound) =
+            self.message
+                .admitted_at(now, expires_at, &self.service, &self.to_masked);
         Admitted {
             code: CodeRecord {
                 hash: self.hash,
@@ -44,34 +47,14 @@ impl NewCode {
                 max_attempts: self.max_attempts,
                 message_id: self.message.id.clone(),
             },
-            history: MessageRecord {
-                id: self.message.id.clone(),
-                account: self.message.account.clone(),
-                service: self.service.clone(),
-                to_masked: self.to_masked.clone(),
-                created_at: now,
-                expires_at,
-                status: MessageStatus::Queued,
-                history: vec![Transition::new(now, MessageStatus::Queued)],
-                parts: 0,
-                delivered_parts: 0,
-            },
-            outbound: OutboundMessage {
-                id: self.message.id.clone(),
-                account: self.message.account.clone(),
-                from: self.message.from.clone(),
-                to: self.message.to.clone(),
-                text: self.message.text.clone(),
-                expires_at,
-                attempts: 0,
-                unconfirmed: 0,
-                last_modem: None,
-            },
+            history,
+            outbound,
         }
     }
 }
 
-/// The SMS a new code goes out in.
+/// The SMS a new code (or a relayed text) goes out in. `from` may be empty: any
+/// modem sends it.
 #[derive(Clone)]
 pub struct NewMessage {
     pub id: String,
@@ -87,6 +70,43 @@ impl std::fmt::Debug for NewMessage {
             .field("id", &self.id)
             .field("account", &self.account)
             .finish_non_exhaustive()
+    }
+}
+
+impl NewMessage {
+    /// The message's history (queued) and the message to send, admitted at `now` (the
+    /// store's clock) to be sent before `expires_at`.
+    pub fn admitted_at(
+        &self,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        service: &str,
+        to_masked: &str,
+    ) -> (MessageRecord, OutboundMessage) {
+        let history = MessageRecord {
+            id: self.id.clone(),
+            account: self.account.clone(),
+            service: service.to_owned(),
+            to_masked: to_masked.to_owned(),
+            created_at: now,
+            expires_at,
+            status: MessageStatus::Queued,
+            history: vec![Transition::new(now, MessageStatus::Queued)],
+            parts: 0,
+            delivered_parts: 0,
+        };
+        let outbound = OutboundMessage {
+            id: self.id.clone(),
+            account: self.account.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            text: self.text.clone(),
+            expires_at,
+            attempts: 0,
+            unconfirmed: 0,
+            last_modem: None,
+        };
+        (history, outbound)
     }
 }
 

@@ -26,6 +26,7 @@ mod inbox;
 mod outbox;
 pub mod postgres;
 mod records;
+mod relay;
 pub(crate) mod reports;
 mod retention;
 mod scope;
@@ -50,6 +51,7 @@ pub use records::{
     length_prefixed, CodeRecord, CodeScope, MessageRecord, MessageStatus, OutboundMessage,
     Transition, EXPIRED_IN_QUEUE, MAY_ARRIVE_TWICE,
 };
+pub use relay::{NewText, Queued, RelayStore, RELAY_SERVICE};
 pub use reports::{ReportOutcome, ReportStore};
 pub use retention::{RetentionStore, Swept};
 pub use scope::ScopeState;
@@ -66,6 +68,7 @@ pub trait Store:
     + ClusterStore
     + UsageStore
     + InboxStore
+    + RelayStore
     + Send
     + Sync
 {

@@ -10,6 +10,9 @@ use crate::helpers::*;
 
 pub const NUMBER: &str = "+14155550002";
 
+/// A relayed text, which must be sealed at rest like a code's SMS.
+const RELAYED_TEXT: &str = "Relayed secret: vault PIN 80417";
+
 /// The digits as an SMS PDU carries them: swapped nibbles, `F` filling an odd count.
 fn semi_octets(digits: &str) -> Vec<u8> {
     let nibbles: Vec<u8> = digits.bytes().map(|b| b - b'0').collect();
@@ -55,7 +58,8 @@ pub fn cycle_modem() -> SimOptions {
 pub fn cycle_limits(c: &mut sms2fa::config::Config) {
     c.modems[0].delivery_reports = true;
     c.otp.max_failures_per_number = 2;
-    c.otp.max_sends_per_number_per_day = 2;
+    c.otp.max_sends_per_number_per_day = 3;
+    c.accounts[0].relay = true;
 }
 
 #[tokio::test]
@@ -72,8 +76,8 @@ async fn a_full_cycle_leaves_no_number_under_the_state_folder() {
 }
 
 /// Everything the API does with [`NUMBER`]: a keyed send and its replay, delivery, a
-/// lock by wrong codes and an unlock, a verification, a cooldown, a cancel, the daily
-/// cap.
+/// lock by wrong codes and an unlock, a verification, a cooldown, a cancel, a relayed
+/// text, the daily cap.
 pub async fn full_cycle(app: &TestApp) {
     let body = send_body("Login", NUMBER);
 
@@ -131,7 +135,14 @@ pub async fn full_cycle(app: &TestApp) {
     assert_eq!(cancelled.status(), 200);
     assert_eq!(app.verify("Login", NUMBER, &second).await.0, 404);
 
-    // The daily cap: a third code the same day is refused.
+    // A relayed text to the number, which counts against the same daily cap.
+    let relayed = app
+        .post("/sms/send", &json!({"to": NUMBER, "text": RELAYED_TEXT}))
+        .await;
+    assert_eq!(relayed.status(), 200);
+    assert_eq!(app.nth_sms(3).await.text, RELAYED_TEXT);
+
+    // The daily cap: a fourth SMS the same day is refused.
     app.clock.advance(Duration::seconds(31));
     let capped = app.post("/2fa/send", &body).await;
     assert_eq!(capped.status(), 429);
@@ -140,7 +151,7 @@ pub async fn full_cycle(app: &TestApp) {
 }
 
 /// No file of `scanned` holds [`NUMBER`] in ASCII (international, without `+`,
-/// national) or as a PDU's semi-octets (raw or hex).
+/// national) or as a PDU's semi-octets (raw or hex), nor the relayed text.
 pub fn assert_no_number_in(scanned: &[std::path::PathBuf]) {
     let digits = &NUMBER[1..];
     let national = &NUMBER[2..];
@@ -151,6 +162,7 @@ pub fn assert_no_number_in(scanned: &[std::path::PathBuf]) {
         semi_octets(digits),
         hex::encode_upper(semi_octets(digits)).into_bytes(),
         hex::encode(semi_octets(digits)).into_bytes(),
+        RELAYED_TEXT.as_bytes().to_vec(),
     ];
     for file in scanned {
         let bytes = std::fs::read(file).expect("read");

@@ -186,6 +186,7 @@ fn account(sid: &str, token: &str) -> AccountConfig {
         token: Some(token.into()),
         token_sha256: None,
         receive: false,
+        relay: false,
     }
 }
 

@@ -15,6 +15,7 @@ mod postgres;
 #[path = "../support/postgres.rs"]
 mod postgres_server;
 mod redaction;
+mod relay;
 mod send_verify;
 mod sms_encoding;
 mod stored_reports;

@@ -193,6 +193,7 @@ async fn a_modem_left_at_the_prompt_by_a_killed_process_is_brought_back_in_step(
         token: Some(TOKEN.into()),
         token_sha256: None,
         receive: false,
+        relay: false,
     }];
     config.modems = vec![sms2fa::config::ModemConfig::new(
         "sim0",

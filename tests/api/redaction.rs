@@ -32,9 +32,16 @@ async fn a_full_send_verify_cycle_logs_no_secret() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let app = spawn_app().await;
+    let app = spawn_app_with(|config| config.accounts[0].relay = true).await;
     app.send_code("Login", TO).await;
     let sms = app.nth_sms(1).await;
+    // A relayed text is as secret as a code's.
+    let relayed = "Your privacyIDEA OTP is 918273";
+    let response = app
+        .post("/sms/send", &serde_json::json!({"to": TO, "text": relayed}))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.nth_sms(2).await.text, relayed);
     let code = code_in(&sms);
     assert_eq!(app.verify("Login", TO, &wrong(&code)).await.0, 400);
     assert_eq!(app.verify("Login", TO, &code).await.0, 200);
@@ -51,7 +58,16 @@ async fn a_full_send_verify_cycle_logs_no_secret() {
         logs.contains("+1321****878"),
         "numbers appear masked: {logs}"
     );
-    for secret in [code.as_str(), sms.text.as_str(), TO, &TO[1..], TOKEN] {
+    assert!(logs.contains("relayed SMS queued"), "{logs}");
+    for secret in [
+        code.as_str(),
+        sms.text.as_str(),
+        relayed,
+        "918273",
+        TO,
+        &TO[1..],
+        TOKEN,
+    ] {
         assert!(!logs.contains(secret), "the logs hold {secret:?}:\n{logs}");
     }
 }

@@ -8,9 +8,11 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::error::from_pg;
-use super::statements::Conn;
+use super::statements::{Conn, Tx};
 use super::{in_transaction, to_json, Outcome, PgStore};
-use crate::otp::{AttemptVerdict, FailureCount, LockPolicy, SendHistory, SendLimits, SendRefusal};
+use crate::otp::{
+    AttemptVerdict, FailureCount, Gcra, LockPolicy, SendHistory, SendLimits, SendRefusal,
+};
 use crate::store::{
     CodeRecord, CodeScope, CodeStore, Issued, Judge, NewCode, ScopeState, StoreError,
 };
@@ -35,6 +37,25 @@ const SELECT_SCOPE_WITH_NOW: &str = concat!(
     " FROM (SELECT 1) AS one LEFT JOIN scopes s ON \
        s.account = $2 AND s.service = $3 AND s.number_digest = $4"
 );
+
+/// Takes the number's send-history row (created if new) and returns its sends: one
+/// number's sends take turns on this row.
+pub(super) const LOCK_NUMBER_SENDS: &str =
+    "INSERT INTO number_sends AS n (account, number_digest, sends, last_send) \
+     VALUES ($1, $2, '{}', '-infinity') \
+     ON CONFLICT (account, number_digest) DO UPDATE SET account = n.account \
+     RETURNING n.sends";
+
+pub(super) const UPDATE_NUMBER_SENDS: &str = "UPDATE number_sends SET sends = $3, last_send = $4 \
+     WHERE account = $1 AND number_digest = $2";
+
+pub(super) const INSERT_MESSAGE: &str =
+    "INSERT INTO messages (id, account, created_at, status, record) \
+     VALUES ($1, $2, $3, 'queued', $4)";
+
+pub(super) const INSERT_OUTBOX: &str =
+    "INSERT INTO outbox (id, account, sealed, from_digest, due_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// The state of a scope row read with [`SCOPE_COLUMNS`] from column `at`, with its
 /// version; an absent row (all NULL) is the empty state at version `None`.
@@ -124,14 +145,7 @@ impl CodeStore for PgStore {
             // scope row is locked next (sent in the same round trip, run in order).
             let number_params: [&(dyn ToSql + Sync); 2] = [&account, &number];
             let scope_key: [&(dyn ToSql + Sync); 3] = [&account, &new.scope.service, &number];
-            let upsert_history = tx
-                .prepare(
-                    "INSERT INTO number_sends AS n (account, number_digest, sends, last_send) \
-                     VALUES ($1, $2, '{}', '-infinity') \
-                     ON CONFLICT (account, number_digest) DO UPDATE SET account = n.account \
-                     RETURNING n.sends",
-                )
-                .await?;
+            let upsert_history = tx.prepare(LOCK_NUMBER_SENDS).await?;
             let lock_scope = tx.prepare(SELECT_SCOPE_FOR_UPDATE).await?;
             let history_row = tx.run_one(&upsert_history, &number_params);
             let scope_row = tx.run_opt(&lock_scope, &scope_key);
@@ -170,11 +184,7 @@ impl CodeStore for PgStore {
             let outbox_params: [&(dyn ToSql + Sync); 6] =
                 [&new.message.id, &account, &sealed, &from, &now, &expires_at];
             let statements = [
-                tx.prepare(
-                    "UPDATE number_sends SET sends = $3, last_send = $4 \
-                     WHERE account = $1 AND number_digest = $2",
-                )
-                .await?,
+                tx.prepare(UPDATE_NUMBER_SENDS).await?,
                 tx.prepare(
                     "INSERT INTO scopes (account, service, number_digest, code_hash, \
                        code_created_at, code_expires_at, code_attempts, code_max_attempts, \
@@ -186,16 +196,8 @@ impl CodeStore for PgStore {
                        failures = $10, locked_until = $11, version = scopes.version + 1",
                 )
                 .await?,
-                tx.prepare(
-                    "INSERT INTO messages (id, account, created_at, status, record) \
-                     VALUES ($1, $2, $3, 'queued', $4)",
-                )
-                .await?,
-                tx.prepare(
-                    "INSERT INTO outbox (id, account, sealed, from_digest, due_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .await?,
+                tx.prepare(INSERT_MESSAGE).await?,
+                tx.prepare(INSERT_OUTBOX).await?,
             ];
             let history = tx.run(&statements[0], &history_params);
             let scope = tx.run(&statements[1], &scope_params);
@@ -208,33 +210,10 @@ impl CodeStore for PgStore {
             written.3?;
 
             // The account's rate, last: its row is held only until the commit.
-            let now_us = now.timestamp_micros();
-            let admitted = tx
-                .query_opt(
-                    "INSERT INTO account_budgets AS b (account, tat_us) VALUES ($1, $2::bigint + $3::bigint) \
-                     ON CONFLICT (account) DO UPDATE SET tat_us = greatest(b.tat_us, $2) + $3 \
-                     WHERE greatest(b.tat_us, $2) - $2 <= $4 \
-                     RETURNING tat_us",
-                    &[&account, &now_us, &gcra.interval_us, &gcra.tolerance_us],
-                )
-                .await?;
-            if admitted.is_some() {
-                return Ok(Outcome::Commit(Ok(Issued { expires_at })));
-            }
-            let tat: i64 = tx
-                .query_one(
-                    "SELECT tat_us FROM account_budgets WHERE account = $1",
-                    &[&account],
-                )
-                .await?
-                .get(0);
-            let refusal = gcra
-                .admit(tat, now)
-                .err()
-                .unwrap_or(SendRefusal::AccountRate {
-                    retry_after: chrono::Duration::seconds(1),
-                });
-            Ok(Outcome::Rollback(Err(refusal)))
+            Ok(match charge_account_rate(tx, account, now, &gcra).await? {
+                Ok(()) => Outcome::Commit(Ok(Issued { expires_at })),
+                Err(refusal) => Outcome::Rollback(Err(refusal)),
+            })
         })
     }
 
@@ -279,6 +258,42 @@ impl CodeStore for PgStore {
             .get(0);
         Ok(usize::try_from(count).unwrap_or(0))
     }
+}
+
+/// Count a send against the account's rate in one conditional statement (the GCRA's
+/// two parameters), or say how long until the account may send again. Run last in a
+/// send's transaction, so that the account's hot row is held only until the commit.
+pub(super) async fn charge_account_rate(
+    tx: &Tx<'_>,
+    account: &str,
+    now: DateTime<Utc>,
+    gcra: &Gcra,
+) -> Result<Result<(), SendRefusal>, tokio_postgres::Error> {
+    let now_us = now.timestamp_micros();
+    let admitted = tx
+        .query_opt(
+            "INSERT INTO account_budgets AS b (account, tat_us) VALUES ($1, $2::bigint + $3::bigint) \
+             ON CONFLICT (account) DO UPDATE SET tat_us = greatest(b.tat_us, $2) + $3 \
+             WHERE greatest(b.tat_us, $2) - $2 <= $4 \
+             RETURNING tat_us",
+            &[&account, &now_us, &gcra.interval_us, &gcra.tolerance_us],
+        )
+        .await?;
+    if admitted.is_some() {
+        return Ok(Ok(()));
+    }
+    let tat: i64 = tx
+        .query_one(
+            "SELECT tat_us FROM account_budgets WHERE account = $1",
+            &[&account],
+        )
+        .await?
+        .get(0);
+    Ok(Err(gcra.admit(tat, now).err().unwrap_or(
+        SendRefusal::AccountRate {
+            retry_after: chrono::Duration::seconds(1),
+        },
+    )))
 }
 
 impl PgStore {

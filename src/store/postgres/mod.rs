@@ -25,6 +25,7 @@ mod idempotency;
 mod inbox;
 pub mod migrate;
 mod outbox;
+mod relay;
 mod reports;
 mod retention;
 mod statements;

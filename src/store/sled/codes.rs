@@ -115,24 +115,9 @@ impl SledStore {
         if let Some(retry_after) = lock.locked(now, &mut scope_record.failures.clone()) {
             return Ok(Err(SendRefusal::NumberLocked { retry_after }));
         }
-        let number_sends: SendHistory =
-            decode_or_default(self.limits.get(&number_key)?.as_ref(), "limits")?;
-        let number_sends = loop {
-            let current = self.limits.get(&account_key)?;
-            let mut budget: AccountBudget = decode_or_default(current.as_ref(), "limits")?;
-            let mut sends = number_sends.clone();
-            if let Err(refusal) = send_limits.admit(now, &mut sends, &mut budget) {
-                return Ok(Err(refusal));
-            }
-            let swapped =
-                self.limits
-                    .compare_and_swap(&account_key, current, Some(encode(&budget)))?;
-            if swapped.is_ok() {
-                break sends;
-            }
-        };
-        self.limits
-            .insert(number_key.as_slice(), encode(&number_sends))?;
+        if let Err(refusal) = self.admit_send(&number_key, &account_key, send_limits, now)? {
+            return Ok(Err(refusal));
+        }
         let (replaced, _) =
             self.update_scope(&new.scope, |scope| scope.code.replace(record.clone()))?;
         if let Some(old) = replaced {
@@ -145,6 +130,37 @@ impl SledStore {
         self.outbox
             .insert(outbox_key(now, &new.message.id), message_bytes)?;
         Ok(Ok(Issued { expires_at }))
+    }
+
+    /// Judge a send to the number under `number_key` by `send_limits` and, if they
+    /// admit it, count it in the number's history and the account's budget. The
+    /// caller holds the number's turn; the account's budget is a compare-and-swap,
+    /// shared with every other number of the account.
+    pub(super) fn admit_send(
+        &self,
+        number_key: &[u8],
+        account_key: &[u8],
+        send_limits: &SendLimits,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), SendRefusal>, StoreError> {
+        let number_sends: SendHistory =
+            decode_or_default(self.limits.get(number_key)?.as_ref(), "limits")?;
+        let number_sends = loop {
+            let current = self.limits.get(account_key)?;
+            let mut budget: AccountBudget = decode_or_default(current.as_ref(), "limits")?;
+            let mut sends = number_sends.clone();
+            if let Err(refusal) = send_limits.admit(now, &mut sends, &mut budget) {
+                return Ok(Err(refusal));
+            }
+            let swapped =
+                self.limits
+                    .compare_and_swap(account_key, current, Some(encode(&budget)))?;
+            if swapped.is_ok() {
+                break sends;
+            }
+        };
+        self.limits.insert(number_key, encode(&number_sends))?;
+        Ok(Ok(()))
     }
 
     /// [`CodeStore::attempt`] at `now`, before the flush. Expired codes are left to

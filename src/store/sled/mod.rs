@@ -36,6 +36,7 @@ mod idempotency;
 mod inbox;
 mod outbox;
 mod records;
+mod relay;
 mod reports;
 mod retention;
 mod turns;

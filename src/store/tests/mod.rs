@@ -3,12 +3,14 @@
 //! backend can show (its files, its key layout) is tested beside that backend.
 
 pub mod fixture;
+mod relay;
 
 use std::sync::Arc;
 
 use chrono::Duration;
 
 pub use fixture::Fixture;
+use relay::relayed_texts_queue_under_the_daily_cap_and_the_account_rate;
 
 use super::*;
 use crate::otp::{AttemptVerdict, LockPolicy, SendLimits, SendRefusal};
@@ -135,6 +137,7 @@ behaviour!(
     twenty_concurrent_sends_to_one_number_admit_exactly_one,
     sends_count_per_modem_across_a_restart_and_age_out,
     received_sms_are_kept_sealed_listed_newest_first_and_purged,
+    relayed_texts_queue_under_the_daily_cap_and_the_account_rate,
 );
 
 fn received(id: &str, at: chrono::DateTime<chrono::Utc>, text: &str) -> ReceivedSms {
