@@ -32,6 +32,7 @@ struct Turn {
     codes: usize,
     modem_sends: usize,
     received: usize,
+    events: usize,
     backlog_left: bool,
     idempotency_keys: usize,
     messages: usize,
@@ -121,6 +122,10 @@ impl Housekeeping {
         done.received = self
             .store
             .purge_received(self.message_retention, SWEEP_SLICE)
+            .await?;
+        done.events = self
+            .store
+            .purge_events(crate::store::EVENT_RETENTION)
             .await?;
         Ok(done)
     }

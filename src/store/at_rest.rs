@@ -120,6 +120,21 @@ impl AtRest {
         Ok((content.sender, content.text, content.sent_at))
     }
 
+    /// An event's data, sealed under its id: it may name a received SMS's text.
+    pub fn seal_event(&self, id: &str, data: &serde_json::Value) -> Vec<u8> {
+        self.sealer.seal(id, &data.to_string())
+    }
+
+    /// Open what [`AtRest::seal_event`] sealed.
+    pub fn unseal_event(&self, id: &str, sealed: &[u8]) -> Result<serde_json::Value, StoreError> {
+        let unseal_error = |source| StoreError::Unseal {
+            id: id.to_owned(),
+            source,
+        };
+        let content = self.sealer.open(id, sealed).map_err(unseal_error)?;
+        serde_json::from_str(&content).map_err(|_| unseal_error(crate::otp::SealError::NotText))
+    }
+
     /// Open what [`AtRest::seal`] sealed for message `id`: (from, to, text).
     pub fn unseal(&self, id: &str, sealed: &[u8]) -> Result<(String, String, String), StoreError> {
         let unseal_error = |source| StoreError::Unseal {

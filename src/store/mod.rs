@@ -21,6 +21,7 @@ mod at_rest;
 mod cluster;
 mod codes;
 mod error;
+mod events;
 pub(crate) mod idempotency;
 mod inbox;
 mod outbox;
@@ -44,6 +45,11 @@ pub use at_rest::AtRest;
 pub use cluster::{ClusterStore, HostBeat, ModemBeat};
 pub use codes::{CodeStore, Issued, Judge, NewCode, NewMessage};
 pub use error::StoreError;
+pub use events::{
+    attempt_events, message_event, message_event_of, queued_event, received_event, EventBatch,
+    EventCursor, EventFilter, EventGate, EventInterest, EventKind, EventStore, NewEvent,
+    StoredEvent, EVENT_RETENTION,
+};
 pub use idempotency::{Begin, IdempotencyStore, StoredAnswer, ABANDONED_AFTER, IDEMPOTENCY_WINDOW};
 pub use inbox::{InboxStore, ReceivedSms};
 pub use outbox::{Claimed, Lease, OutboxStore, Route};
@@ -69,6 +75,7 @@ pub trait Store:
     + UsageStore
     + InboxStore
     + RelayStore
+    + EventStore
     + Send
     + Sync
 {
@@ -98,7 +105,8 @@ pub async fn open(
 ) -> Result<SharedStore, StoreError> {
     match storage.backend {
         Backend::Sled => {
-            let store = sled::SledStore::open(&storage.path.join("db"), key, clock)?;
+            let store = sled::SledStore::open(&storage.path.join("db"), key, clock)?
+                .with_node(&cluster.node_name())?;
             Ok(Arc::new(store))
         }
         Backend::Postgres => {

@@ -14,7 +14,8 @@ use crate::otp::{
     AttemptVerdict, FailureCount, Gcra, LockPolicy, SendHistory, SendLimits, SendRefusal,
 };
 use crate::store::{
-    CodeRecord, CodeScope, CodeStore, Issued, Judge, NewCode, ScopeState, StoreError,
+    attempt_events, queued_event, CodeRecord, CodeScope, CodeStore, Issued, Judge, NewCode,
+    NewEvent, ScopeState, StoreError,
 };
 
 /// The scope row's columns as [`scope_from_row`] reads them.
@@ -176,6 +177,7 @@ impl CodeStore for PgStore {
             let sealed = self.at_rest.seal(&admitted.outbound);
             let record = admitted.history;
             let record_json = to_json(&record);
+            let record = &record;
             let history_params: [&(dyn ToSql + Sync); 4] = [&account, &number, &sends.sends, &now];
             let scope_params: Vec<&(dyn ToSql + Sync)> =
                 scope_key.into_iter().chain(columns.params()).collect();
@@ -208,6 +210,8 @@ impl CodeStore for PgStore {
             written.1?;
             written.2?;
             written.3?;
+            self.insert_events(tx, vec![queued_event(record, &self.node)], now)
+                .await?;
 
             // The account's rate, last: its row is held only until the commit.
             Ok(match charge_account_rate(tx, account, now, &gcra).await? {
@@ -223,9 +227,11 @@ impl CodeStore for PgStore {
         lock: &LockPolicy,
         judge: Judge<'_>,
     ) -> Result<AttemptVerdict, StoreError> {
-        self.update_scope(scope, |state, now| {
-            state.attempt(now, lock, |code, hash| judge(code, hash, now))
-        })
+        self.update_scope_told(
+            scope,
+            |state, now| state.attempt(now, lock, |code, hash| judge(code, hash, now)),
+            |before, after, verdict| attempt_events(scope, before, after, verdict, &self.node),
+        )
         .await
     }
 
@@ -323,8 +329,21 @@ impl PgStore {
         scope: &CodeScope,
         change: impl Fn(&mut ScopeState, DateTime<Utc>) -> T,
     ) -> Result<T, StoreError> {
+        self.update_scope_told(scope, change, |_, _, _| Vec::new())
+            .await
+    }
+
+    /// [`PgStore::update_scope`], and the events `tell` finds in the change (before,
+    /// after, outcome), written in one transaction with it when some endpoint wants
+    /// them.
+    async fn update_scope_told<T>(
+        &self,
+        scope: &CodeScope,
+        change: impl Fn(&mut ScopeState, DateTime<Utc>) -> T,
+        tell: impl Fn(&ScopeState, &ScopeState, &T) -> Vec<NewEvent>,
+    ) -> Result<T, StoreError> {
         let number = self.at_rest.number_digest(&scope.number).to_vec();
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         loop {
             let (before, version, now) = self.read_scope(&client, scope, &number).await?;
             let mut after = before.clone();
@@ -332,53 +351,66 @@ impl PgStore {
             if after == before {
                 return Ok(outcome);
             }
+            let events: Vec<NewEvent> = tell(&before, &after, &outcome)
+                .into_iter()
+                .filter(|e| self.events.wants(e.account.as_deref(), e.kind))
+                .collect();
             let columns = CodeColumns::of(&after);
             let key: [&(dyn ToSql + Sync); 3] = [&scope.account, &scope.service, &number];
-            let swapped = match version {
-                Some(version) if after.is_empty() => {
-                    client
-                        .execute(
-                            "DELETE FROM scopes WHERE account = $1 AND service = $2 \
-                             AND number_digest = $3 AND version = $4",
-                            &[key[0], key[1], key[2], &version],
-                        )
-                        .await
-                }
-                Some(version) => {
-                    let params: Vec<&(dyn ToSql + Sync)> = key
-                        .into_iter()
-                        .chain([&version as &(dyn ToSql + Sync)])
+            let (sql, params): (&str, Vec<&(dyn ToSql + Sync)>) = match &version {
+                Some(version) if after.is_empty() => (
+                    "DELETE FROM scopes WHERE account = $1 AND service = $2 \
+                     AND number_digest = $3 AND version = $4",
+                    vec![key[0], key[1], key[2], version],
+                ),
+                Some(version) => (
+                    "UPDATE scopes SET code_hash = $5, code_created_at = $6, \
+                       code_expires_at = $7, code_attempts = $8, \
+                       code_max_attempts = $9, code_message_id = $10, failures = $11, \
+                       locked_until = $12, version = version + 1 \
+                     WHERE account = $1 AND service = $2 AND number_digest = $3 \
+                       AND version = $4",
+                    key.into_iter()
+                        .chain([version as &(dyn ToSql + Sync)])
                         .chain(columns.params())
-                        .collect();
-                    client
-                        .execute(
-                            "UPDATE scopes SET code_hash = $5, code_created_at = $6, \
-                               code_expires_at = $7, code_attempts = $8, \
-                               code_max_attempts = $9, code_message_id = $10, failures = $11, \
-                               locked_until = $12, version = version + 1 \
-                             WHERE account = $1 AND service = $2 AND number_digest = $3 \
-                               AND version = $4",
-                            &params,
-                        )
-                        .await
-                }
-                None => {
-                    let params: Vec<&(dyn ToSql + Sync)> =
-                        key.into_iter().chain(columns.params()).collect();
-                    client
-                        .execute(
-                            "INSERT INTO scopes (account, service, number_digest, code_hash, \
-                               code_created_at, code_expires_at, code_attempts, \
-                               code_max_attempts, code_message_id, failures, locked_until) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                             ON CONFLICT DO NOTHING",
-                            &params,
-                        )
-                        .await
-                }
+                        .collect(),
+                ),
+                None => (
+                    "INSERT INTO scopes (account, service, number_digest, code_hash, \
+                       code_created_at, code_expires_at, code_attempts, \
+                       code_max_attempts, code_message_id, failures, locked_until) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT DO NOTHING",
+                    key.into_iter().chain(columns.params()).collect(),
+                ),
             };
-            if swapped.map_err(from_pg)? == 1 {
-                return Ok(outcome);
+            if events.is_empty() {
+                if client.execute(sql, &params).await.map_err(from_pg)? == 1 {
+                    return Ok(outcome);
+                }
+                continue;
+            }
+            // The change and its events in one transaction.
+            let written = async {
+                client.begin("SELECT 1", &[]).await?;
+                let tx = client.tx();
+                if tx.execute(sql, &params).await? != 1 {
+                    return Ok(false);
+                }
+                self.insert_events(&tx, events, now).await?;
+                Ok::<_, tokio_postgres::Error>(true)
+            }
+            .await;
+            match written {
+                Ok(true) => {
+                    client.commit().await.map_err(from_pg)?;
+                    return Ok(outcome);
+                }
+                Ok(false) => client.rollback().await.map_err(from_pg)?,
+                Err(e) => {
+                    let _ = client.rollback().await;
+                    return Err(from_pg(e));
+                }
             }
         }
     }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{in_transaction, Outcome, PgStore};
-use crate::store::{InboxStore, ReceivedSms, StoreError};
+use crate::store::{received_event, InboxStore, ReceivedSms, StoreError};
 
 #[async_trait]
 impl InboxStore for PgStore {
@@ -14,8 +14,8 @@ impl InboxStore for PgStore {
             .at_rest
             .seal_received(&sms.id, &sms.sender, &sms.text, &sms.sent_at);
         let parts = i32::try_from(sms.parts).unwrap_or(i32::MAX);
-        in_transaction!(self, |tx, _now| {
-            tx.execute(
+        in_transaction!(self, |tx, now| {
+            let inserted = tx.execute(
                 "INSERT INTO received_sms (id, host, modem, received_at, parts, incomplete, sealed) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
                 &[
@@ -29,6 +29,11 @@ impl InboxStore for PgStore {
                 ],
             )
             .await?;
+            // Told once: a repeat of the same SMS (kept again after a crash) is not news.
+            if inserted == 1 {
+                self.insert_events(tx, vec![received_event(sms)], now)
+                    .await?;
+            }
             Ok(Outcome::Commit(()))
         })
     }

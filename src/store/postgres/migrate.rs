@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0003_modem_sends.sql"),
     ),
     (4, "inbox", include_str!("migrations/0004_inbox.sql")),
+    (5, "events", include_str!("migrations/0005_events.sql")),
 ];
 
 /// The schema version this build writes.

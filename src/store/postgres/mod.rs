@@ -21,6 +21,7 @@ mod cluster;
 mod codes;
 mod connect;
 pub(crate) mod error;
+mod events;
 mod idempotency;
 mod inbox;
 pub mod migrate;
@@ -153,6 +154,8 @@ pub struct PgStore {
     reconnect: Arc<Reconnect>,
     /// This process's id under `node` (see `hosts` in the schema).
     instance: i64,
+    /// Which events to write.
+    events: Arc<super::EventGate>,
 }
 
 /// Backoff for new connections while the database is unreachable: after a failed
@@ -240,6 +243,7 @@ impl PgStore {
             clock,
             reconnect: Arc::default(),
             instance: rand::random(),
+            events: Arc::default(),
         };
         let mut client = store.client().await?;
         migrate::migrate(client.object_mut()).await?;

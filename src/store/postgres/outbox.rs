@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use super::error::from_pg;
 use super::statements::Tx;
 use super::{from_json, in_transaction, Outcome, PgStore, TxError};
+use crate::store::EventKind;
 use crate::store::{
-    Claimed, Lease, MessageRecord, MessageStatus, OutboundMessage, OutboxStore, Route, StoreError,
-    Transition, EXPIRED_IN_QUEUE,
+    message_event_of, Claimed, Lease, MessageRecord, MessageStatus, OutboundMessage, OutboxStore,
+    Route, StoreError, Transition, EXPIRED_IN_QUEUE,
 };
 use tokio_postgres::types::ToSql;
 
@@ -36,7 +37,7 @@ const SUBMITTING: &str = "submitting";
 const PUSH_TRANSITION: &str = "UPDATE messages SET status = $2, record = record || $4::jsonb || \
        jsonb_build_object('status', $2::text, \
          'history', (record -> 'history') || jsonb_build_array($3::jsonb)) \
-     WHERE id = $1";
+     WHERE id = $1 RETURNING account, record ->> 'service', record ->> 'to_masked'";
 
 const CLAIM: &str = "UPDATE outbox SET state = 'claimed', host = $2, modem = $3, \
        lease_token = nextval('lease_tokens'), lease_until = $4, attempts = attempts + 1 \
@@ -55,18 +56,43 @@ const COUNT_SEND: &str =
     "INSERT INTO modem_sends (host, modem, sent_at, message_id, parts) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT DO NOTHING";
 
+/// [`PUSH_TRANSITION`], and the event the transition makes (if some endpoint wants
+/// it) in the same transaction, stamped `now`.
 pub(super) async fn push_transition(
+    store: &PgStore,
     tx: &Tx<'_>,
     id: &str,
     transition: &Transition,
     extra: Option<serde_json::Value>,
 ) -> Result<(), tokio_postgres::Error> {
     let status = transition.status.as_str();
-    let transition = super::to_json(transition);
+    let json = super::to_json(transition);
     let extra = extra.unwrap_or_else(|| serde_json::json!({}));
-    tx.execute(PUSH_TRANSITION, &[&id, &status, &transition, &extra])
+    let row = tx
+        .query_opt(PUSH_TRANSITION, &[&id, &status, &json, &extra])
         .await?;
-    Ok(())
+    let Some(row) = row.filter(|_| !store.events_off()) else {
+        return Ok(());
+    };
+    let kind = match transition.status {
+        MessageStatus::Sent => EventKind::MessageSent,
+        MessageStatus::Delivered => EventKind::MessageDelivered,
+        MessageStatus::Failed => EventKind::MessageFailed,
+        MessageStatus::Queued | MessageStatus::Sending => return Ok(()),
+    };
+    let (account, service, to_masked): (String, Option<String>, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    let event = message_event_of(
+        &account,
+        id,
+        service.as_deref().unwrap_or_default(),
+        to_masked.as_deref().unwrap_or_default(),
+        kind,
+        transition.modem.as_deref(),
+        transition.detail.as_deref(),
+        &store.node,
+    );
+    store.insert_events(tx, vec![event], transition.at).await
 }
 
 #[async_trait]
@@ -116,7 +142,7 @@ impl OutboxStore for PgStore {
                         .await?;
                     let failed =
                         Transition::new(now, MessageStatus::Failed).because(EXPIRED_IN_QUEUE);
-                    push_transition(tx, &id, &failed, None).await?;
+                    push_transition(self, tx, &id, &failed, None).await?;
                     continue;
                 }
                 let sealed: Vec<u8> = row.get(2);
@@ -145,7 +171,7 @@ impl OutboxStore for PgStore {
                 tx.prepare(PUSH_TRANSITION).await?;
                 let (token, pushed) = tokio::join!(
                     tx.run_one(&claim_statement, &claim_params),
-                    push_transition(tx, &message.id, &sending, None),
+                    push_transition(self, tx, &message.id, &sending, None),
                 );
                 let token: i64 = token?.get(0);
                 pushed?;
@@ -206,7 +232,7 @@ impl OutboxStore for PgStore {
             let (released, indexed, pushed, counted) = tokio::join!(
                 tx.run(&release_statement, &release_params),
                 tx.run(&index_statement, &part_params),
-                push_transition(tx, &message.id, &sent, Some(counts)),
+                push_transition(self, tx, &message.id, &sent, Some(counts)),
                 tx.run(&count_statement, &count_params),
             );
             let released = released? == 1;
@@ -233,7 +259,7 @@ impl OutboxStore for PgStore {
             let failed = Transition::new(now, MessageStatus::Failed)
                 .on(modem)
                 .because(reason);
-            push_transition(tx, &lease.message_id, &failed, None).await?;
+            push_transition(self, tx, &lease.message_id, &failed, None).await?;
             Ok(Outcome::Commit(true))
         })
     }
@@ -272,7 +298,7 @@ impl OutboxStore for PgStore {
             let transition = Transition::new(now, MessageStatus::Queued)
                 .on(modem)
                 .because(format!("retry at {}: {reason}", due.to_rfc3339()));
-            push_transition(tx, &lease.message_id, &transition, None).await?;
+            push_transition(self, tx, &lease.message_id, &transition, None).await?;
             Ok(Outcome::Commit(true))
         })
     }
@@ -357,7 +383,7 @@ impl PgStore {
                     format!("host {host} stopped before sending it; queued again")
                 };
                 let queued = Transition::new(now, MessageStatus::Queued).because(detail);
-                push_transition(tx, &id, &queued, None).await?;
+                push_transition(self, tx, &id, &queued, None).await?;
             }
             Ok(Outcome::Commit(rows.len()))
         })

@@ -9,7 +9,7 @@ use super::codes::{
 };
 use super::{in_transaction, to_json, Outcome, PgStore};
 use crate::otp::{SendHistory, SendLimits, SendRefusal};
-use crate::store::{NewText, Queued, RelayStore, StoreError};
+use crate::store::{queued_event, NewText, Queued, RelayStore, StoreError};
 
 #[async_trait]
 impl RelayStore for PgStore {
@@ -56,6 +56,8 @@ impl RelayStore for PgStore {
             written.0?;
             written.1?;
             written.2?;
+            self.insert_events(tx, vec![queued_event(&history, &self.node)], now)
+                .await?;
             Ok(match charge_account_rate(tx, account, now, &gcra).await? {
                 Ok(()) => Outcome::Commit(Ok(Queued { expires_at })),
                 Err(refusal) => Outcome::Rollback(Err(refusal)),

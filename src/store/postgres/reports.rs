@@ -44,7 +44,16 @@ impl ReportStore for PgStore {
                 return Ok(Outcome::Commit(ReportOutcome::Unmatched));
             };
             let mut record: MessageRecord = from_json(row.get(0), "messages")?;
+            let before = record.status;
             let (outcome, part_done) = apply_report(&mut record, modem, report, now);
+            if record.status != before {
+                let event = record
+                    .history
+                    .last()
+                    .and_then(|last| crate::store::message_event(&record, last, &self.node));
+                self.insert_events(tx, event.into_iter().collect(), now)
+                    .await?;
+            }
             if part_done {
                 tx.execute(forget_part, &[&self.node, &modem, &mr]).await?;
             }

@@ -6,11 +6,10 @@ use chrono::{DateTime, Utc};
 
 use super::records::{account_history_key, expiry_key, number_history_key, outbox_key};
 use super::{decode, decode_or_default, encode, SledStore};
-use crate::otp::{
-    AccountBudget, AttemptVerdict, CodeState, LockPolicy, SendHistory, SendLimits, SendRefusal,
-};
+use crate::otp::{AccountBudget, AttemptVerdict, LockPolicy, SendHistory, SendLimits, SendRefusal};
 use crate::store::{
-    CodeRecord, CodeScope, CodeStore, Issued, Judge, NewCode, ScopeState, StoreError,
+    attempt_events, queued_event, CodeRecord, CodeScope, CodeStore, Issued, Judge, NewCode,
+    ScopeState, StoreError,
 };
 
 #[async_trait]
@@ -36,11 +35,19 @@ impl CodeStore for SledStore {
         judge: Judge<'_>,
     ) -> Result<AttemptVerdict, StoreError> {
         let now = self.clock.now();
-        let (verdict, wrote) =
-            self.attempt_at(scope, now, lock, |state, hash| judge(state, hash, now))?;
+        let ((verdict, before, after), wrote) = self.update_scope(scope, |record| {
+            let before = record.clone();
+            let verdict = record.attempt(now, lock, |state, hash| judge(state, hash, now));
+            (verdict, before, record.clone())
+        })?;
         // An attempt that changed nothing (unknown, expired, used up, locked) has
-        // nothing to make durable.
+        // nothing to make durable, and nothing to tell.
         if wrote {
+            // Written before the flush that makes the attempt durable: both are on disk
+            // together, or neither is answered.
+            for event in attempt_events(scope, &before, &after, &verdict, &self.event_log.node) {
+                self.write_event(Some(event))?;
+            }
             self.durable().await?;
         }
         Ok(verdict)
@@ -99,6 +106,7 @@ impl SledStore {
         let message_record = admitted.history;
         let message_bytes = self.seal(&admitted.outbound);
         let history_bytes = encode(&message_record);
+        let message_record = &message_record;
         let number_key = number_history_key(
             &new.scope.account,
             &self.at_rest.number_digest(&new.scope.number),
@@ -129,6 +137,7 @@ impl SledStore {
             .insert(new.message.id.as_bytes(), history_bytes)?;
         self.outbox
             .insert(outbox_key(now, &new.message.id), message_bytes)?;
+        self.write_event(Some(queued_event(message_record, &self.event_log.node)))?;
         Ok(Ok(Issued { expires_at }))
     }
 
@@ -166,12 +175,13 @@ impl SledStore {
     /// [`CodeStore::attempt`] at `now`, before the flush. Expired codes are left to
     /// housekeeping, so that an expired code costs the same work as an unknown one.
     /// Returns the verdict and whether anything was written.
+    #[cfg(test)]
     pub(super) fn attempt_at(
         &self,
         scope: &CodeScope,
         now: DateTime<Utc>,
         lock: &LockPolicy,
-        judge: impl Fn(Option<CodeState>, &[u8; 32]) -> AttemptVerdict,
+        judge: impl Fn(Option<crate::otp::CodeState>, &[u8; 32]) -> AttemptVerdict,
     ) -> Result<(AttemptVerdict, bool), StoreError> {
         self.update_scope(scope, |record| record.attempt(now, lock, &judge))
     }

@@ -43,6 +43,7 @@ impl InboxStore for SledStore {
         };
         self.inbox
             .insert(key(sms.received_at, &sms.id), encode(&stored))?;
+        self.write_event(Some(crate::store::received_event(sms)))?;
         self.durable().await
     }
 

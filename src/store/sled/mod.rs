@@ -31,6 +31,7 @@
 //! twice").
 
 mod codes;
+mod events;
 mod flusher;
 mod idempotency;
 mod inbox;
@@ -91,6 +92,9 @@ pub struct SledStore {
     reports: ::sled::Tree,
     modem_sends: ::sled::Tree,
     inbox: ::sled::Tree,
+    events: ::sled::Tree,
+    webhooks: ::sled::Tree,
+    event_log: Arc<events::EventLog>,
     flusher: Flusher,
     send_turns: Turns,
     at_rest: AtRest,
@@ -112,7 +116,11 @@ impl SledStore {
             .map_err(|source| open_error(path, source))?;
         check_format(&db, path)?;
         let tree = |name: &str| db.open_tree(name);
+        let events = tree("events")?;
         Ok(Self {
+            event_log: events::EventLog::open(&events, "local")?,
+            events,
+            webhooks: tree("webhooks")?,
             codes: tree("codes")?,
             expiry: tree("expiry")?,
             outbox: tree("outbox")?,
@@ -134,6 +142,27 @@ impl SledStore {
             clock,
             cursors: Arc::default(),
         })
+    }
+
+    /// Name this host in the events it writes (`[cluster] node`).
+    pub fn with_node(mut self, node: &str) -> Result<Self, StoreError> {
+        self.event_log = events::EventLog::open(&self.events, node)?;
+        Ok(self)
+    }
+
+    /// The event a message's transition makes, if some endpoint may want it (the
+    /// message's account, service and number are read from its history).
+    fn transition_event(
+        &self,
+        id: &str,
+        transition: &super::Transition,
+    ) -> Result<Option<super::NewEvent>, StoreError> {
+        if self.event_log.gate.is_off() {
+            return Ok(None);
+        }
+        Ok(self
+            .message_record(id)?
+            .and_then(|record| super::message_event(&record, transition, &self.event_log.node)))
     }
 
     /// Resolves once every write made before the call is on disk (group commit).

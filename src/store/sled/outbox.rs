@@ -177,14 +177,19 @@ impl SledStore {
         let mut sent = Transition::new(now, MessageStatus::Sent).on(Some(modem));
         sent.message_references = message_references.clone();
         let send_key = super::usage::send_key(now, modem, id);
+        let event = self.pending_event(self.transition_event(id, &sent)?);
         (
             &self.inflight,
             &self.messages,
             &self.reports,
             &self.modem_sends,
+            &self.events,
         )
-            .transaction(|(inflight, messages, reports, modem_sends)| {
+            .transaction(|(inflight, messages, reports, modem_sends, events)| {
                 inflight.remove(id.as_bytes())?;
+                if let Some(event) = &event {
+                    event.write(events)?;
+                }
                 for &mr in &message_references {
                     reports.insert(report_key(modem, mr), part.as_slice())?;
                 }
@@ -251,20 +256,32 @@ impl SledStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let failed = Transition::new(now, MessageStatus::Failed).because(EXPIRED_IN_QUEUE);
-        (&self.outbox, &self.messages).transaction(|(outbox, messages)| {
-            outbox.remove(outbox_key)?;
-            push_transition(messages, &message.id, failed.clone())?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
+        let event = self.pending_event(self.transition_event(&message.id, &failed)?);
+        (&self.outbox, &self.messages, &self.events).transaction(
+            |(outbox, messages, events)| {
+                outbox.remove(outbox_key)?;
+                if let Some(event) = &event {
+                    event.write(events)?;
+                }
+                push_transition(messages, &message.id, failed.clone())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
         Ok(())
     }
 
     fn leave_inflight(&self, id: &str, transition: Transition) -> Result<(), StoreError> {
-        (&self.inflight, &self.messages).transaction(|(inflight, messages)| {
-            inflight.remove(id.as_bytes())?;
-            push_transition(messages, id, transition.clone())?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
+        let event = self.pending_event(self.transition_event(id, &transition)?);
+        (&self.inflight, &self.messages, &self.events).transaction(
+            |(inflight, messages, events)| {
+                inflight.remove(id.as_bytes())?;
+                if let Some(event) = &event {
+                    event.write(events)?;
+                }
+                push_transition(messages, id, transition.clone())?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::records::{account_history_key, number_history_key, outbox_key};
 use super::{encode, SledStore};
 use crate::otp::{SendLimits, SendRefusal};
-use crate::store::{NewText, Queued, RelayStore, StoreError};
+use crate::store::{queued_event, NewText, Queued, RelayStore, StoreError};
 
 #[async_trait]
 impl RelayStore for SledStore {
@@ -33,6 +33,7 @@ impl RelayStore for SledStore {
                 .insert(message.id.as_bytes(), encode(&history))?;
             self.outbox
                 .insert(outbox_key(now, &message.id), self.seal(&outbound))?;
+            self.write_event(Some(queued_event(&history, &self.event_log.node)))?;
         }
         self.durable().await?;
         Ok(Ok(Queued { expires_at }))

@@ -49,26 +49,38 @@ impl SledStore {
         let key = report_key(modem, report.message_reference);
         let has_digits = names_a_subscriber(report);
         let recipient = self.at_rest.subscriber_digest(&report.recipient);
-        let outcome = (&self.reports, &self.messages).transaction(|(reports, messages)| {
-            let Some(bytes) = reports.get(&key)? else {
-                return Ok(ReportOutcome::Unmatched);
-            };
-            let part: SentPart = decode_tx(&bytes, "reports")?;
-            if !has_digits || part.recipient != recipient {
-                return Ok(ReportOutcome::Unmatched);
-            }
-            let Some(bytes) = messages.get(part.message_id.as_bytes())? else {
-                reports.remove(key.as_slice())?;
-                return Ok(ReportOutcome::Unmatched);
-            };
-            let mut record: MessageRecord = decode_tx(&bytes, "messages")?;
-            let (outcome, part_done) = apply_report(&mut record, modem, report, now);
-            if part_done {
-                reports.remove(key.as_slice())?;
-            }
-            messages.insert(part.message_id.as_bytes(), encode(&record))?;
-            Ok::<_, ConflictableTransactionError<StoreError>>(outcome)
-        })?;
+        let slot = self.event_slot();
+        let node = &self.event_log.node;
+        let outcome = (&self.reports, &self.messages, &self.events).transaction(
+            |(reports, messages, events)| {
+                let Some(bytes) = reports.get(&key)? else {
+                    return Ok(ReportOutcome::Unmatched);
+                };
+                let part: SentPart = decode_tx(&bytes, "reports")?;
+                if !has_digits || part.recipient != recipient {
+                    return Ok(ReportOutcome::Unmatched);
+                }
+                let Some(bytes) = messages.get(part.message_id.as_bytes())? else {
+                    reports.remove(key.as_slice())?;
+                    return Ok(ReportOutcome::Unmatched);
+                };
+                let mut record: MessageRecord = decode_tx(&bytes, "messages")?;
+                let before = record.status;
+                let (outcome, part_done) = apply_report(&mut record, modem, report, now);
+                if part_done {
+                    reports.remove(key.as_slice())?;
+                }
+                if record.status != before {
+                    let event = record
+                        .history
+                        .last()
+                        .and_then(|last| crate::store::message_event(&record, last, node));
+                    self.write_in_slot(slot.as_ref(), events, event)?;
+                }
+                messages.insert(part.message_id.as_bytes(), encode(&record))?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(outcome)
+            },
+        )?;
         Ok(outcome)
     }
 }

@@ -2,6 +2,7 @@
 //! backend (`behaviour!` below makes one test per backend and case). What only one
 //! backend can show (its files, its key layout) is tested beside that backend.
 
+mod events;
 pub mod fixture;
 mod relay;
 
@@ -9,6 +10,9 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
+use events::{
+    a_lock_and_the_last_try_are_told, events_are_written_with_their_change_and_read_in_order,
+};
 pub use fixture::Fixture;
 use relay::relayed_texts_queue_under_the_daily_cap_and_the_account_rate;
 
@@ -138,6 +142,8 @@ behaviour!(
     sends_count_per_modem_across_a_restart_and_age_out,
     received_sms_are_kept_sealed_listed_newest_first_and_purged,
     relayed_texts_queue_under_the_daily_cap_and_the_account_rate,
+    events_are_written_with_their_change_and_read_in_order,
+    a_lock_and_the_last_try_are_told,
 );
 
 fn received(id: &str, at: chrono::DateTime<chrono::Utc>, text: &str) -> ReceivedSms {
