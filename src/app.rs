@@ -24,6 +24,7 @@ use crate::otp::{Clock, CodeHasher, KeyError, SecretKey, SystemClock};
 use crate::service::{Policy, TwoFactor};
 use crate::store::{SharedStore, StoreError};
 use crate::systemd::{run_watchdog, Heartbeat, Liveness, Notifier};
+use crate::webhook::Webhooks;
 
 /// How long shutdown waits for a modem to finish the SMS it is sending; the unit's
 /// `TimeoutStopSec=` leaves room for it.
@@ -42,6 +43,8 @@ pub enum StartError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::StartError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -69,10 +72,18 @@ pub struct Reloader {
     accounts: Arc<LiveAccounts>,
     twofa: Arc<TwoFactor>,
     metrics: Arc<Metrics>,
+    webhooks: Arc<Webhooks>,
 }
 
 impl Reloader {
     pub fn apply(&self, config: &Config) {
+        // The webhooks first: a secret file that cannot be read refuses the whole
+        // reload, so that accounts and endpoints never disagree.
+        if let Err(e) = self.webhooks.reload(&config.webhooks) {
+            tracing::error!(error = %e, "configuration reload refused");
+            self.refused();
+            return;
+        }
         let accounts = Accounts::from_config(&config.accounts);
         let count = accounts.len();
         self.accounts.replace(accounts);
@@ -80,7 +91,8 @@ impl Reloader {
         self.metrics.reload_done("ok");
         tracing::info!(
             accounts = count,
-            "configuration reloaded: accounts and limits"
+            webhooks = config.webhooks.len(),
+            "configuration reloaded: accounts, limits and webhooks"
         );
     }
 
@@ -189,6 +201,17 @@ impl Application {
             capacity.clone(),
             stop.child_token(),
         )));
+        let webhooks = Webhooks::start(
+            store.clone(),
+            clock.clone(),
+            config.cluster.node_name(),
+            chrono::Duration::from_std(config.cluster.lease())
+                .unwrap_or(chrono::Duration::seconds(15)),
+            &config.webhooks,
+            stop.child_token(),
+        )
+        .await?;
+        background.push(webhooks.watch(modems.clone(), stop.child_token()));
         let policy = Policy::from_config(config);
         // Shared behind one Arc: axum clones the state for every request.
         let twofa = Arc::new(
@@ -203,12 +226,14 @@ impl Application {
             http_heartbeat: Heartbeat::new(),
             node: config.cluster.node_name(),
             capacity,
+            webhooks: Some(webhooks.clone()),
         });
         let accounts = Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts)));
         let reloader = Reloader {
             accounts: accounts.clone(),
             twofa: twofa.clone(),
             metrics: ops.metrics.clone(),
+            webhooks: webhooks.clone(),
         };
         let state = AppState {
             accounts,
@@ -307,6 +332,9 @@ impl Application {
         tracing::info!(listen = %self.local_addr(), modems = self.modems.len(), "sms2fa is serving");
         crate::server::serve(self.listener, self.router, self.server_limits, shutdown).await;
         self.stop.cancel();
+        if let Some(webhooks) = &self.ops.webhooks {
+            webhooks.stop().await;
+        }
         for task in self.background {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }

@@ -21,3 +21,4 @@ pub mod sms;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod webhook;

@@ -78,6 +78,21 @@ enum Command {
         #[command(subcommand)]
         command: ModemCommand,
     },
+    /// Webhook endpoints.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookCommand {
+    /// Post a signed `ping` event to every [[webhook]], print the answers; exit 0 only
+    /// if every endpoint answered 2xx.
+    Test {
+        #[arg(long, default_value = "/etc/sms2fa/sms2fa.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -156,6 +171,13 @@ fn main() -> anyhow::Result<()> {
             let runtime =
                 tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
             runtime.block_on(cli::ussd::run(modem, code, packed))
+        }
+        Command::Webhook {
+            command: WebhookCommand::Test { config },
+        } => {
+            let runtime =
+                tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+            runtime.block_on(cli::webhook::test(&config))
         }
     }
 }

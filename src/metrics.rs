@@ -112,6 +112,8 @@ pub struct Sample {
     pub queue_depth: u64,
     /// How long the most overdue queued message has waited past its due time.
     pub queue_oldest_overdue: Option<Duration>,
+    /// Each webhook endpoint's delivery.
+    pub webhooks: Vec<crate::webhook::WebhookSample>,
 }
 
 /// Every state a modem can report, so each gets a 0/1 series (absent series break
@@ -300,9 +302,71 @@ struct RegistrationLabels {
     registration: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    endpoint: String,
+}
+
+/// The webhook endpoints' series. Endpoint names come from the config (its `name`,
+/// or the URL's host and a digest: never the URL, which may hold a token).
+fn register_webhooks(registry: &mut Registry, webhooks: &[crate::webhook::WebhookSample]) {
+    let pending = Family::<EndpointLabels, GaugeF64>::default();
+    let delivered = Family::<EndpointLabels, Counter>::default();
+    let failed = Family::<EndpointLabels, Counter>::default();
+    let dropped = Family::<EndpointLabels, Counter>::default();
+    let last_status = Family::<EndpointLabels, GaugeF64>::default();
+    let disabled = Family::<EndpointLabels, GaugeF64>::default();
+    for webhook in webhooks {
+        let labels = EndpointLabels {
+            endpoint: webhook.endpoint.clone(),
+        };
+        pending.get_or_create(&labels).set(webhook.pending as f64);
+        delivered.get_or_create(&labels).inc_by(webhook.delivered);
+        failed.get_or_create(&labels).inc_by(webhook.failed);
+        dropped.get_or_create(&labels).inc_by(webhook.dropped);
+        last_status
+            .get_or_create(&labels)
+            .set(webhook.last_status as f64);
+        disabled
+            .get_or_create(&labels)
+            .set(if webhook.disabled { 1.0 } else { 0.0 });
+    }
+    registry.register(
+        "sms2fa_webhook_pending",
+        "Events waiting for this endpoint (counted every few seconds)",
+        pending,
+    );
+    registry.register(
+        "sms2fa_webhook_delivered",
+        "Events this endpoint acknowledged with a 2xx",
+        delivered,
+    );
+    registry.register(
+        "sms2fa_webhook_failed_attempts",
+        "Attempts that failed (another status, no answer within 10 s, no connection); each is retried",
+        failed,
+    );
+    registry.register(
+        "sms2fa_webhook_dropped",
+        "Events given up after a day of failed attempts",
+        dropped,
+    );
+    registry.register(
+        "sms2fa_webhook_last_status",
+        "HTTP status of the last attempt (0: no answer, -1: none yet)",
+        last_status,
+    );
+    registry.register(
+        "sms2fa_webhook_disabled",
+        "1 when the endpoint answered 410 Gone and gets nothing until a reload",
+        disabled,
+    );
+}
+
 /// The gauges of one scrape, in a registry of their own made for it.
 fn scrape_registry(sample: &Sample) -> Registry {
     let mut registry = Registry::default();
+    register_webhooks(&mut registry, &sample.webhooks);
     let depth = GaugeF64::default();
     depth.set(sample.queue_depth as f64);
     registry.register("sms2fa_queue_depth", "SMS waiting in the outbox", depth);
@@ -452,6 +516,15 @@ mod tests {
             }],
             queue_depth: 3,
             queue_oldest_overdue: Some(Duration::from_millis(1500)),
+            webhooks: vec![crate::webhook::WebhookSample {
+                endpoint: "hooks.example#1a2b3c4d".into(),
+                pending: 2,
+                delivered: 9,
+                failed: 4,
+                dropped: 1,
+                last_status: 500,
+                disabled: false,
+            }],
         }
     }
 
@@ -479,6 +552,12 @@ mod tests {
             "sms2fa_modem_state{modem=\"dongle\\\"0\",state=\"fatal\"} 0.0\n",
             "sms2fa_sms_sent_total{modem=\"dongle\\\"0\"} 7\n",
             "sms2fa_modem_signal_dbm{modem=\"dongle\\\"0\"} -71.0\n",
+            "sms2fa_webhook_pending{endpoint=\"hooks.example#1a2b3c4d\"} 2.0\n",
+            "sms2fa_webhook_delivered_total{endpoint=\"hooks.example#1a2b3c4d\"} 9\n",
+            "sms2fa_webhook_failed_attempts_total{endpoint=\"hooks.example#1a2b3c4d\"} 4\n",
+            "sms2fa_webhook_dropped_total{endpoint=\"hooks.example#1a2b3c4d\"} 1\n",
+            "sms2fa_webhook_last_status{endpoint=\"hooks.example#1a2b3c4d\"} 500.0\n",
+            "sms2fa_webhook_disabled{endpoint=\"hooks.example#1a2b3c4d\"} 0.0\n",
             "# TYPE sms2fa_http_request_duration_seconds histogram\n",
             "sms2fa_http_request_duration_seconds_bucket{method=\"POST\",route=\"/2fa/send\",status=\"200\",le=\"0.005\"} 1\n",
             "sms2fa_http_request_duration_seconds_bucket{method=\"POST\",route=\"/2fa/send\",status=\"200\",le=\"5\"} 1\n",

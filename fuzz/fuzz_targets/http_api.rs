@@ -87,6 +87,7 @@ fn harness() -> &'static Harness {
                 // No modems: without an endless start grace every send would be
                 // refused as no_modem_available, and the send path never fuzzed.
                 capacity: Arc::new(Capacity::new(Vec::new(), "fuzz".into(), Duration::MAX)),
+                webhooks: None,
             });
             let state = AppState {
                 accounts: Arc::new(LiveAccounts::new(Accounts::from_config(&config.accounts))),

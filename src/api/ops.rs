@@ -37,6 +37,8 @@ pub struct Ops {
     pub node: String,
     /// Whether any modem of any live host could send.
     pub capacity: Arc<Capacity>,
+    /// The webhook endpoints' delivery (none in tools and tests that start no daemon).
+    pub webhooks: Option<Arc<crate::webhook::Webhooks>>,
 }
 
 impl Ops {
@@ -59,6 +61,11 @@ impl Ops {
             modems: self.modems.iter().map(modem_sample).collect(),
             queue_depth,
             queue_oldest_overdue: overdue,
+            webhooks: self
+                .webhooks
+                .as_ref()
+                .map(|webhooks| webhooks.samples())
+                .unwrap_or_default(),
         }
     }
 

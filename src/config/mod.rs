@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 mod locate;
 mod validate;
+mod webhook;
+
+pub use webhook::{secret_is_valid, WebhookConfig};
 
 use locate::locate_key;
 
@@ -31,6 +34,8 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     #[serde(default, rename = "modem")]
     pub modems: Vec<ModemConfig>,
+    #[serde(default, rename = "webhook")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -316,3 +316,53 @@ fn balance_ussd_is_a_code_and_its_interval_at_least_a_minute() {
         assert!(message.contains(key), "{line}: {message}");
     }
 }
+
+#[test]
+fn webhooks_take_their_kind_of_events_and_a_whsec_secret() {
+    let hook = |body: &str| format!("{GOOD}\n[[webhook]]\n{body}\n");
+    let config = parse(&hook(
+        "url = \"http://10.0.0.9:9000/hooks\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\naccount = \"ACxxxxxxxx\"",
+    ))
+    .unwrap();
+    assert_eq!(config.webhooks[0].kinds().len(), 7, "every account event");
+    let operator = parse(&hook(
+        "url = \"https://ops.example/hook\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"modem.down\", \"sms.received\"]",
+    ))
+    .unwrap();
+    assert_eq!(
+        operator.webhooks[0].kinds(),
+        vec![
+            crate::store::EventKind::ModemDown,
+            crate::store::EventKind::SmsReceived
+        ]
+    );
+    for (body, key, says) in [
+        ("url = \"ftp://x/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"", "webhook[0].url", "http"),
+        ("url = \"http://x/\"", "webhook[0].secret", "required"),
+        ("url = \"http://x/\"\nsecret = \"hunter2\"", "webhook[0].secret", "whsec_"),
+        (
+            "url = \"http://x/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\naccount = \"ACnobody\"",
+            "webhook[0].account",
+            "names no",
+        ),
+        (
+            "url = \"http://x/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"message.sent\"]",
+            "webhook[0].events",
+            "account event",
+        ),
+        (
+            "url = \"http://x/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\naccount = \"ACxxxxxxxx\"\nevents = [\"modem.down\"]",
+            "webhook[0].events",
+            "operator event",
+        ),
+        (
+            "url = \"http://x/\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"modem.exploded\"]",
+            "webhook[0].events",
+            "not an event type",
+        ),
+    ] {
+        let message = parse(&hook(body)).unwrap_err().to_string();
+        assert!(message.contains(key) && message.contains(says), "{body}: {message}");
+        assert!(!message.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{message}");
+    }
+}

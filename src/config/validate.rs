@@ -271,6 +271,8 @@ impl Config {
             }
         }
 
+        super::webhook::validate(&self.webhooks, &self.accounts)?;
+
         if needs == Requirements::AccountsAndModems {
             if self.accounts.is_empty() {
                 return Err(Problem::new(
@@ -313,7 +315,7 @@ impl Problem {
         }
     }
 
-    fn indexed(section: &str, index: usize, key: &str, message: &str) -> Self {
+    pub(super) fn indexed(section: &str, index: usize, key: &str, message: &str) -> Self {
         Self {
             index: Some(index),
             ..Self::new(section, key, message)

@@ -21,3 +21,4 @@ mod sms_encoding;
 mod stored_reports;
 #[path = "../support/tcp_proxy.rs"]
 mod tcp_proxy;
+mod webhooks;
