@@ -286,3 +286,82 @@ fn probe_reads_a_simulated_modem() {
     assert!(stdout.contains(&link.display().to_string()), "{stdout}");
     assert!(!link.exists(), "the link outlived the simulator");
 }
+
+/// A receiver on port 0 that records each request's headers and answers
+/// `/ok` 204, `/broken` 500; its address.
+async fn ping_receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<axum::http::HeaderMap>>>,
+) {
+    use axum::http::{HeaderMap, StatusCode};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = |status: StatusCode| {
+        let seen = seen.clone();
+        move |headers: HeaderMap, body: String| async move {
+            assert!(body.contains(r#""type":"ping""#), "{body}");
+            seen.lock().unwrap().push(headers);
+            status
+        }
+    };
+    let router = axum::Router::new()
+        .route("/ok", axum::routing::post(record(StatusCode::NO_CONTENT)))
+        .route(
+            "/broken",
+            axum::routing::post(record(StatusCode::INTERNAL_SERVER_ERROR)),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_test_pings_every_endpoint_and_fails_unless_all_answer_2xx() {
+    let (addr, seen) = ping_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), Path::new("/dev/null"), "t");
+    let hook = |path: &str, name: &str| {
+        format!(
+            "\n[[webhook]]\nurl = \"http://{addr}/{path}\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nname = \"{name}\"\n"
+        )
+    };
+    let base = std::fs::read_to_string(&config).unwrap();
+    let run = |text: String| {
+        std::fs::write(&config, text).unwrap();
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            Command::new(BIN)
+                .args(["webhook", "test", "--config"])
+                .arg(&config)
+                .output()
+                .unwrap()
+        })
+    };
+    let good = run(format!("{base}{}", hook("ok", "crm"))).await.unwrap();
+    let stdout = String::from_utf8_lossy(&good.stdout);
+    assert!(good.status.success(), "{stdout}");
+    assert!(stdout.contains("crm: ok (204)"), "{stdout}");
+    {
+        let seen = seen.lock().unwrap();
+        let headers = &seen[0];
+        assert!(headers["webhook-id"].to_str().unwrap().starts_with("evt_"));
+        assert!(headers["webhook-signature"]
+            .to_str()
+            .unwrap()
+            .starts_with("v1,"));
+        assert!(headers.contains_key("webhook-timestamp"));
+    }
+
+    let mixed = run(format!(
+        "{base}{}{}",
+        hook("ok", "crm"),
+        hook("broken", "pager")
+    ))
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&mixed.stdout);
+    assert!(!mixed.status.success(), "{stdout}");
+    assert!(stdout.contains("crm: ok (204)"), "{stdout}");
+    assert!(stdout.contains("pager: FAILED: answered 500"), "{stdout}");
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("1 of 2"));
+}

@@ -177,3 +177,43 @@ async fn an_endpoint_that_hangs_holds_up_no_send() {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
+
+#[tokio::test]
+async fn delivered_and_failed_messages_are_told_with_the_reason() {
+    let (received, url) = receiver(200).await;
+    let sim = sms2fa::sim::SimOptions {
+        delivery_reports: true,
+        // The second submission is refused for good (+CMS ERROR: 21).
+        cms_errors: std::collections::BTreeMap::from([(2, 21)]),
+        ..sms2fa::sim::SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |config| {
+        config.modems[0].delivery_reports = true;
+        config.webhooks = vec![webhook(
+            &url,
+            Some(SID),
+            Some(&["message.delivered", "message.failed"]),
+        )];
+    })
+    .await;
+    let delivered = app.send_code("Login", TO).await;
+    app.nth_sms(1).await;
+    let failed = app.send_code("Login", "+13216549001").await;
+    let payloads = received
+        .wait_for("a delivery and a failure", |p| p.len() >= 2)
+        .await;
+    // The report and the refusal race; each is told once, about its own message.
+    let of = |kind: &str| {
+        let mine: Vec<&Value> = payloads.iter().filter(|p| p["type"] == kind).collect();
+        assert_eq!(mine.len(), 1, "{kind}: {payloads:#?}");
+        mine[0].clone()
+    };
+    assert_eq!(
+        of("message.delivered")["data"]["message_id"],
+        delivered["requestID"]
+    );
+    let refused = of("message.failed");
+    assert_eq!(refused["data"]["message_id"], failed["requestID"]);
+    let reason = refused["data"]["reason"].as_str().unwrap();
+    assert!(reason.contains("21"), "{reason}");
+}

@@ -23,23 +23,23 @@ const FROM: &str = "+15550009999";
 const LEASE_SECS: u64 = 5;
 
 /// One gateway host: its daemon, its modems and the SMS they sent.
-struct Host {
+pub(crate) struct Host {
     node: String,
     base: String,
-    daemon: Process,
+    pub(crate) daemon: Process,
     sms: SmsLog,
     handles: Vec<SimHandle>,
     _modems: Vec<SimPort>,
     dir: PathBuf,
 }
 
-struct Modem {
+pub(crate) struct Modem {
     number: Option<&'static str>,
     options: SimOptions,
 }
 
 impl Modem {
-    fn plain() -> Self {
+    pub(crate) fn plain() -> Self {
         Self {
             number: None,
             options: SimOptions::default(),
@@ -48,7 +48,7 @@ impl Modem {
 }
 
 /// The secret key every host shares (a copy of one host's `secret.key`).
-fn shared_key(dir: &Path) -> PathBuf {
+pub(crate) fn shared_key(dir: &Path) -> PathBuf {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).expect("keys dir");
     sms2fa::otp::SecretKey::load_or_create(&keys).expect("key");
@@ -66,7 +66,7 @@ async fn start_host(
 }
 
 /// [`start_host`] with `extra` appended to its config (whole sections).
-async fn start_host_with(
+pub(crate) async fn start_host_with(
     database: &TestDatabase,
     root: &Path,
     node: &str,
@@ -184,6 +184,11 @@ impl Host {
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
+}
+
+/// Send a code to `to` through `host`; its requestID.
+pub(crate) async fn send_code_on(host: &Host, client: &Client, to: &str) -> String {
+    host.send(client, to, FROM).await
 }
 
 fn send_body(to: &str, from: &str) -> Value {

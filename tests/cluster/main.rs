@@ -10,3 +10,4 @@ mod check_config;
 #[path = "../reliability/daemon.rs"]
 mod daemon;
 mod hosts;
+mod webhooks;
