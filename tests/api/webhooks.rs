@@ -217,3 +217,32 @@ async fn delivered_and_failed_messages_are_told_with_the_reason() {
     let reason = refused["data"]["reason"].as_str().unwrap();
     assert!(reason.contains("21"), "{reason}");
 }
+
+#[tokio::test]
+async fn a_queue_that_stops_moving_is_told_once() {
+    let (received, url) = receiver(200).await;
+    // A modem that never registers: what is queued stays queued.
+    let sim = sms2fa::sim::SimOptions {
+        registered: false,
+        ..sms2fa::sim::SimOptions::default()
+    };
+    let app = spawn_app_with_modems(vec![sim], |config| {
+        config.sms.unavailable_after_secs = 3600;
+        config.webhooks = vec![webhook(&url, None, Some(&["queue.stalled"]))];
+    })
+    .await;
+    app.send_code("Login", TO).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(received.payloads().is_empty(), "not stalled yet");
+    app.clock.advance(chrono::Duration::seconds(90));
+    let payloads = received.wait_for("queue.stalled", |p| !p.is_empty()).await;
+    assert_eq!(payloads[0]["type"], "queue.stalled");
+    assert_eq!(payloads[0]["data"]["queued"], 1);
+    assert!(payloads[0]["data"]["waited_secs"].as_i64().unwrap() >= 60);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        received.payloads().len(),
+        1,
+        "told once while it stays stalled"
+    );
+}
