@@ -15,7 +15,7 @@ use super::post::{post, Attempt};
 use super::retry::{Backoff, Next};
 use super::Endpoint;
 use crate::otp::Clock;
-use crate::store::{SharedStore, StoredEvent};
+use crate::store::{EventCursor, SharedStore, StoredEvent};
 
 /// How often an idle endpoint looks for new events.
 const POLL: Duration = Duration::from_millis(500);
@@ -128,25 +128,40 @@ impl Worker {
             }
             return Ok(false);
         }
+        // The cursor is recorded once per batch, and before any wait for a retry: one
+        // store write per batch rather than per event. A crash in between posts the
+        // batch's delivered events again (at least once; the webhook-id tells).
+        let mut delivered = None;
         for event in &batch.events {
-            self.deliver(event, stop).await?;
-            match self
-                .store
-                .advance_webhook(&endpoint.id, &self.node, event.cursor)
-                .await
-            {
-                Ok(true) => {}
-                // Another host took over: it starts from the cursor.
-                Ok(false) => return Ok(false),
-                Err(e) => {
-                    // Delivered but not recorded: it will be delivered again (at least
-                    // once), which its webhook-id lets the receiver see.
-                    tracing::warn!(endpoint = %endpoint.label, error = %e, "cannot record a delivered webhook");
-                    return Ok(false);
+            if let Err(stopped) = self.deliver(event, stop, delivered).await {
+                if let Some(cursor) = delivered {
+                    self.record(cursor).await;
                 }
+                return Err(stopped);
+            }
+            delivered = Some(event.cursor);
+        }
+        Ok(match delivered {
+            Some(cursor) => self.record(cursor).await,
+            None => false,
+        })
+    }
+
+    /// Move the endpoint's cursor; whether this host still holds it.
+    async fn record(&self, cursor: EventCursor) -> bool {
+        let endpoint = &self.endpoint;
+        match self
+            .store
+            .advance_webhook(&endpoint.id, &self.node, cursor)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                // Delivered but not recorded: delivered again later (at least once).
+                tracing::warn!(endpoint = %endpoint.label, error = %e, "cannot record delivered webhooks");
+                false
             }
         }
-        Ok(true)
     }
 
     async fn read(&self) -> Result<crate::store::EventBatch, crate::store::StoreError> {
@@ -156,8 +171,14 @@ impl Worker {
             .await
     }
 
-    /// Post `event` until it is delivered or dropped.
-    async fn deliver(&self, event: &StoredEvent, stop: &CancellationToken) -> Result<(), Stop> {
+    /// Post `event` until it is delivered or dropped. `delivered_before` (the batch's
+    /// progress) is recorded before the first wait for a retry.
+    async fn deliver(
+        &self,
+        event: &StoredEvent,
+        stop: &CancellationToken,
+        mut delivered_before: Option<EventCursor>,
+    ) -> Result<(), Stop> {
         let endpoint = &self.endpoint;
         let body = event.payload();
         let mut failures = 0u32;
@@ -203,6 +224,9 @@ impl Worker {
                     return Ok(());
                 }
                 Next::RetryIn(delay) => {
+                    if let Some(cursor) = delivered_before.take() {
+                        self.record(cursor).await;
+                    }
                     tracing::info!(
                         endpoint = %endpoint.label,
                         event = %event.id,

@@ -235,8 +235,6 @@ impl EventStore for SledStore {
         filter: &EventFilter,
         limit: usize,
     ) -> Result<EventBatch, StoreError> {
-        // Only what is on disk: an event is told once its change is durable.
-        self.durable().await?;
         let mut batch = EventBatch::default();
         for entry in self.events.range(seq_after(cursor)..).take(SCAN_LIMIT) {
             let (key, bytes) = entry?;
@@ -250,6 +248,11 @@ impl EventStore for SledStore {
                     break;
                 }
             }
+        }
+        if !batch.events.is_empty() {
+            // Only what is on disk: an event is told once its change is durable (a
+            // change still on its way to the flush may have written its event).
+            self.durable().await?;
         }
         Ok(batch)
     }
