@@ -352,6 +352,10 @@ pub trait EventStore: Send + Sync {
     /// Which events to write from now on (at start and on reload).
     fn set_event_interest(&self, interest: EventInterest);
 
+    /// Whether some endpoint wants `kind` for `account` (`None`: the operator), so
+    /// that watching for it can be skipped otherwise.
+    fn wants_event(&self, account: Option<&str>, kind: EventKind) -> bool;
+
     /// Write events that describe no other change of the store (a modem's state, the
     /// queue, a ping), if some endpoint wants them. Durable when it returns.
     async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError>;

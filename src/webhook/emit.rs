@@ -123,7 +123,11 @@ pub async fn run(
             ));
             *before = after;
         }
-        if let Ok(due) = store.next_due().await {
+        // The queue is read only while some endpoint wants to hear it stalled.
+        let watch_queue = store.wants_event(None, EventKind::QueueStalled);
+        if !watch_queue {
+            stalled = false;
+        } else if let Ok(due) = store.next_due().await {
             let waited = due.map(|due| now - due);
             let is_stalled = waited.is_some_and(|w| w > STALLED_AFTER);
             if is_stalled && !stalled {

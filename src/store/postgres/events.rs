@@ -87,6 +87,10 @@ impl EventStore for PgStore {
         self.events.set(interest);
     }
 
+    fn wants_event(&self, account: Option<&str>, kind: EventKind) -> bool {
+        self.events.wants(account, kind)
+    }
+
     async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         if events
             .iter()

@@ -208,6 +208,10 @@ impl EventStore for SledStore {
         self.event_log.gate.set(interest);
     }
 
+    fn wants_event(&self, account: Option<&str>, kind: EventKind) -> bool {
+        self.event_log.gate.wants(account, kind)
+    }
+
     async fn record_events(&self, events: &[NewEvent]) -> Result<(), StoreError> {
         for event in events {
             self.write_event(Some(event.clone()))?;
