@@ -14,16 +14,13 @@
 //! together: they share the process). With N modems taking a fixed radio time per
 //! `+CMGS`, throughput should scale linearly: ≥ 95 % of N / delay.
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sms2fa::app::Application;
 #[path = "../tests/support/postgres.rs"]
 mod postgres_server;
-use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements};
+mod support;
 use sms2fa::sim::{SimHandle, SimOptions, SimPort, SmsLog};
-use tokio::sync::Semaphore;
 
 struct Run {
     modems: usize,
@@ -69,28 +66,8 @@ async fn drain(modems: usize, delay: Duration, messages: usize, database: Option
                 .expect("pty")
         })
         .collect();
-    let mut config = Config::parse("", Path::new("bench"), Requirements::Nothing).expect("config");
-    config.http.listen = "127.0.0.1:0".parse().expect("addr");
-    config.storage.path = state.path().join("state");
-    if let Some(url) = database {
-        config.storage.backend = sms2fa::config::Backend::Postgres;
-        config.storage.url = Some(url.to_owned());
-    }
-    config.otp.resend_cooldown_secs = 0;
-    config.otp.max_sends_per_account_per_minute = 1_000_000;
-    config.otp.max_sends_per_number_per_day = 1_000_000;
-    config.accounts = vec![AccountConfig {
-        sid: "ACbench".into(),
-        token: Some("bench".into()),
-        token_sha256: None,
-        receive: false,
-        relay: false,
-    }];
-    config.modems = ports
-        .iter()
-        .enumerate()
-        .map(|(i, port)| ModemConfig::new(&format!("sim{i}"), port.path().to_owned()))
-        .collect();
+    let devices: Vec<_> = ports.iter().map(|p| p.path().to_owned()).collect();
+    let config = support::config(state.path(), &devices, database);
     let app = Application::build(&config).await.expect("app");
     let base = format!("http://{}", app.local_addr());
     let mut statuses: Vec<_> = app.modems().iter().map(|m| m.status.clone()).collect();
@@ -104,32 +81,7 @@ async fn drain(modems: usize, delay: Duration, messages: usize, database: Option
             .await;
     }
 
-    let client = reqwest::Client::new();
-    let limit = Arc::new(Semaphore::new(32));
-    let mut sends = Vec::with_capacity(messages);
-    for i in 0..messages {
-        let client = client.clone();
-        let url = format!("{base}/2fa/send");
-        let permit = limit.clone().acquire_owned().await.expect("semaphore");
-        sends.push(tokio::spawn(async move {
-            let body = serde_json::json!({
-                "service": "Bench", "from": "+15550000000",
-                "to": format!("+1555{i:07}"), "body": "Your code is {code}",
-            });
-            let response = client
-                .post(url)
-                .basic_auth("ACbench", Some("bench"))
-                .json(&body)
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(response.status(), 200);
-            drop(permit);
-        }));
-    }
-    for send in sends {
-        send.await.expect("send task");
-    }
+    support::send_codes(&base, messages).await;
 
     // Everything is queued: only the drain is counted from here.
     let at_before: u64 = handles

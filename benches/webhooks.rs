@@ -12,17 +12,16 @@
 //! server answering 204 — had every `message.queued` and `message.sent` (2 events per
 //! code, posted one at a time, in order).
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/support/postgres.rs"]
 mod postgres_server;
+mod support;
 use sms2fa::app::Application;
-use sms2fa::config::{AccountConfig, Config, ModemConfig, Requirements, WebhookConfig};
+use sms2fa::config::WebhookConfig;
 use sms2fa::sim::{SimOptions, SimPort, SmsLog};
-use tokio::sync::Semaphore;
 
 struct Run {
     sends_per_sec: f64,
@@ -61,24 +60,7 @@ async fn run(codes: usize, database: Option<&str>, webhook: bool) -> Run {
         log.clone(),
     )
     .expect("pty");
-    let mut config = Config::parse("", Path::new("bench"), Requirements::Nothing).expect("config");
-    config.http.listen = "127.0.0.1:0".parse().expect("addr");
-    config.storage.path = state.path().join("state");
-    if let Some(url) = database {
-        config.storage.backend = sms2fa::config::Backend::Postgres;
-        config.storage.url = Some(url.to_owned());
-    }
-    config.otp.resend_cooldown_secs = 0;
-    config.otp.max_sends_per_account_per_minute = 1_000_000;
-    config.otp.max_sends_per_number_per_day = 1_000_000;
-    config.accounts = vec![AccountConfig {
-        sid: "ACbench".into(),
-        token: Some("bench".into()),
-        token_sha256: None,
-        receive: false,
-        relay: false,
-    }];
-    config.modems = vec![ModemConfig::new("sim0", port.path().to_owned())];
+    let mut config = support::config(state.path(), &[port.path().to_owned()], database);
     let delivered = Arc::new(AtomicUsize::new(0));
     if webhook {
         config.webhooks = vec![WebhookConfig {
@@ -101,33 +83,8 @@ async fn run(codes: usize, database: Option<&str>, webhook: bool) -> Run {
         .wait_for(|s| s.state == sms2fa::modem::ModemState::Ready)
         .await;
 
-    let client = reqwest::Client::new();
-    let limit = Arc::new(Semaphore::new(32));
     let started = Instant::now();
-    let mut sends = Vec::with_capacity(codes);
-    for i in 0..codes {
-        let client = client.clone();
-        let url = format!("{base}/2fa/send");
-        let permit = limit.clone().acquire_owned().await.expect("semaphore");
-        sends.push(tokio::spawn(async move {
-            let body = serde_json::json!({
-                "service": "Bench", "from": "+15550000000",
-                "to": format!("+1555{i:07}"), "body": "Your code is {code}",
-            });
-            let response = client
-                .post(url)
-                .basic_auth("ACbench", Some("bench"))
-                .json(&body)
-                .send()
-                .await
-                .expect("send");
-            assert_eq!(response.status(), 200);
-            drop(permit);
-        }));
-    }
-    for send in sends {
-        send.await.expect("send task");
-    }
+    support::send_codes(&base, codes).await;
     let sends_per_sec = codes as f64 / started.elapsed().as_secs_f64();
     let sent = log.wait_for(codes, Duration::from_secs(600)).await;
     assert_eq!(sent.len(), codes, "every SMS sent");

@@ -449,3 +449,21 @@ pub struct EventBatch {
     pub events: Vec<StoredEvent>,
     pub scanned_to: Option<EventCursor>,
 }
+
+impl EventBatch {
+    /// Take the row at `cursor` (its event, or `None` for a type this build does not
+    /// know) if `filter` wants it. Whether the batch has room for more (`limit`).
+    pub fn take(
+        &mut self,
+        cursor: EventCursor,
+        event: Option<StoredEvent>,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> bool {
+        self.scanned_to = Some(cursor);
+        if let Some(event) = event.filter(|e| filter.matches(e.account.as_deref(), e.kind)) {
+            self.events.push(event);
+        }
+        self.events.len() < limit
+    }
+}

@@ -148,18 +148,12 @@ impl EventStore for PgStore {
             .map_err(from_pg)?;
         let mut batch = EventBatch::default();
         for row in &rows {
-            batch.scanned_to = Some(EventCursor {
+            let cursor = EventCursor {
                 major: row.get(0),
                 minor: row.get(1),
-            });
-            let Some(event) = self.stored_event(row)? else {
-                continue;
             };
-            if filter.matches(event.account.as_deref(), event.kind) {
-                batch.events.push(event);
-                if batch.events.len() >= limit {
-                    break;
-                }
+            if !batch.take(cursor, self.stored_event(row)?, filter, limit) {
+                break;
             }
         }
         Ok(batch)

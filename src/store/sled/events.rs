@@ -72,11 +72,10 @@ fn seq_of(key: &[u8]) -> u64 {
     key.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
-/// An event ready to be written in a transaction, with the sequence lock held until
-/// the transaction is done.
+/// An event ready to be written in a transaction, in a [`Slot`] held until the
+/// transaction that writes it is done.
 pub(super) struct Pending<'a> {
-    _seq: MutexGuard<'a, u64>,
-    key: [u8; 8],
+    slot: Slot<'a>,
     bytes: Vec<u8>,
 }
 
@@ -86,7 +85,7 @@ impl Pending<'_> {
         &self,
         events: &::sled::transaction::TransactionalTree,
     ) -> Result<(), ::sled::transaction::UnabortableTransactionError> {
-        events.insert(&self.key, self.bytes.as_slice())?;
+        events.insert(&self.slot.key, self.bytes.as_slice())?;
         Ok(())
     }
 }
@@ -104,6 +103,12 @@ impl SledStore {
         if self.event_log.gate.is_off() {
             return None;
         }
+        Some(self.take_slot())
+    }
+
+    /// The next sequence number, its lock held by the slot. A number lost to a
+    /// transaction that wrote nothing is a harmless gap.
+    fn take_slot(&self) -> Slot<'_> {
         let mut seq = self
             .event_log
             .seq
@@ -111,7 +116,7 @@ impl SledStore {
             .unwrap_or_else(PoisonError::into_inner);
         *seq += 1;
         let key = seq.to_be_bytes();
-        Some(Slot { _seq: seq, key })
+        Slot { _seq: seq, key }
     }
 
     /// Write `event` into `slot` in the transaction, if some endpoint wants it.
@@ -143,26 +148,17 @@ impl SledStore {
     /// result until the transaction that writes it is done.
     pub(super) fn pending_event(&self, event: Option<NewEvent>) -> Option<Pending<'_>> {
         let event = self.event_log.gate.keep(event)?;
-        let mut seq = self
-            .event_log
-            .seq
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // A number lost to a transaction that wrote nothing is a harmless gap.
-        *seq += 1;
-        let key = seq.to_be_bytes();
-        let bytes = self.event_row(event);
         Some(Pending {
-            _seq: seq,
-            key,
-            bytes,
+            slot: self.take_slot(),
+            bytes: self.event_row(event),
         })
     }
 
     /// Write `event` on its own (no other change goes with it), before the flush.
     pub(super) fn write_event(&self, event: Option<NewEvent>) -> Result<(), StoreError> {
         if let Some(pending) = self.pending_event(event) {
-            self.events.insert(pending.key, pending.bytes.as_slice())?;
+            self.events
+                .insert(pending.slot.key, pending.bytes.as_slice())?;
         }
         Ok(())
     }
@@ -242,15 +238,9 @@ impl EventStore for SledStore {
         let mut batch = EventBatch::default();
         for entry in self.events.range(seq_after(cursor)..).take(SCAN_LIMIT) {
             let (key, bytes) = entry?;
-            batch.scanned_to = Some(cursor_of(seq_of(&key)));
-            let Some(event) = self.read_event(&key, &bytes)? else {
-                continue;
-            };
-            if filter.matches(event.account.as_deref(), event.kind) {
-                batch.events.push(event);
-                if batch.events.len() >= limit {
-                    break;
-                }
+            let event = self.read_event(&key, &bytes)?;
+            if !batch.take(cursor_of(seq_of(&key)), event, filter, limit) {
+                break;
             }
         }
         if !batch.events.is_empty() {
