@@ -103,3 +103,67 @@ fn read_secret(label: &str, path: &Path) -> Result<String, EndpointError> {
     }
     Ok(secret)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(secret: Option<&str>, secret_file: Option<&Path>) -> WebhookConfig {
+        WebhookConfig {
+            url: "https://user:pw@hooks.example:8443/t/0k3n?x=1".into(),
+            secret: secret.map(str::to_owned),
+            secret_file: secret_file.map(Path::to_path_buf),
+            account: Some("AC1".into()),
+            events: None,
+            name: None,
+        }
+    }
+
+    #[test]
+    fn a_secret_file_is_read_trimmed_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good");
+        std::fs::write(&good, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+        let from_file = Endpoint::from_config(&config(None, Some(&good))).unwrap();
+        let inline = Endpoint::from_config(&config(
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            None,
+        ))
+        .unwrap();
+        let sign = |e: &Endpoint| e.signer.sign("evt_1", 1_700_000_000, b"{}").unwrap();
+        assert_eq!(sign(&from_file), sign(&inline));
+        assert_eq!(
+            from_file.id, inline.id,
+            "the id depends on URL and account only"
+        );
+
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "hunter2").unwrap();
+        let error = Endpoint::from_config(&config(None, Some(&bad))).unwrap_err();
+        assert!(
+            matches!(error, EndpointError::BadSecretFile { .. }),
+            "{error}"
+        );
+        assert!(!error.to_string().contains("hunter2"));
+        let missing = Endpoint::from_config(&config(None, Some(&dir.path().join("none"))));
+        assert!(matches!(missing, Err(EndpointError::SecretFile { .. })));
+    }
+
+    #[test]
+    fn the_default_label_names_the_host_and_hides_the_rest_of_the_url() {
+        let endpoint = Endpoint::from_config(&config(
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            None,
+        ))
+        .unwrap();
+        assert!(
+            endpoint.label.starts_with("hooks.example:8443#"),
+            "{}",
+            endpoint.label
+        );
+        for secret in ["user", "pw", "0k3n", "x=1"] {
+            assert!(!endpoint.label.contains(secret), "{}", endpoint.label);
+            assert!(!endpoint.id.contains(secret));
+        }
+    }
+}
