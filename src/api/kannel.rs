@@ -139,6 +139,11 @@ fn utf8(bytes: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
+/// The parameters this route reads.
+const KNOWN: [&str; 7] = [
+    "username", "password", "to", "text", "from", "charset", "coding",
+];
+
 /// The request's parameters: query string, then a form body (or a `text/plain` body as
 /// the text).
 struct Params(Vec<(String, Vec<u8>)>);
@@ -168,13 +173,19 @@ impl Params {
         }
         // Kannel takes the first of a repeated parameter; a proxy checking one and a
         // gateway sending another would disagree, so a repeat is refused instead.
-        for (i, (key, _)) in pairs.iter().enumerate() {
-            if pairs[..i].iter().any(|(earlier, _)| earlier == key) {
-                return Err(Refusal::args(
-                    format!("Parameter {key} given twice, rejected"),
-                    "duplicate_field",
-                ));
-            }
+        let mut seen = std::collections::HashSet::new();
+        if let Some((key, _)) = pairs.iter().find(|(key, _)| !seen.insert(key.as_str())) {
+            // Named only when it is one of Kannel's: the line echoes nothing else.
+            let name = KNOWN
+                .iter()
+                .find(|known| **known == key.as_str())
+                .map_or("a parameter".to_owned(), |known| {
+                    format!("Parameter {known}")
+                });
+            return Err(Refusal::args(
+                format!("{name} given twice, rejected"),
+                "duplicate_field",
+            ));
         }
         Ok(Self(pairs))
     }
@@ -377,7 +388,17 @@ mod tests {
         );
         assert!(line("to=4915112345678&text=x&coding=1").contains("not supported"));
         let twice = Params::read(&HeaderMap::new(), Some("to=1&to=2"), Ok(Bytes::new()));
-        assert_eq!(twice.err().unwrap().error, "duplicate_field");
+        let twice = twice.err().unwrap();
+        assert_eq!(
+            (twice.error, twice.line.as_str()),
+            ("duplicate_field", "Parameter to given twice, rejected")
+        );
+        let odd = Params::read(&HeaderMap::new(), Some("x%0Ay=1&x%0Ay=2"), Ok(Bytes::new()));
+        assert_eq!(
+            odd.err().unwrap().line,
+            "a parameter given twice, rejected",
+            "a client's bytes are not echoed"
+        );
     }
 
     #[test]
