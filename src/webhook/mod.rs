@@ -39,6 +39,11 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// The endpoints of `configs` (secret files read now).
+fn endpoints(configs: &[WebhookConfig]) -> Result<Vec<Endpoint>, EndpointError> {
+    configs.iter().map(Endpoint::from_config).collect()
+}
+
 /// One endpoint's numbers for `/metrics`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookSample {
@@ -80,8 +85,8 @@ impl Webhooks {
         configs: &[WebhookConfig],
         parent: CancellationToken,
     ) -> Result<Arc<Self>, StartError> {
-        for config in configs {
-            let endpoint = Endpoint::from_config(config)?;
+        let endpoints = endpoints(configs)?;
+        for endpoint in &endpoints {
             store.webhook_cursor(&endpoint.id).await?;
         }
         let webhooks = Arc::new(Self {
@@ -97,7 +102,7 @@ impl Webhooks {
             }),
             parent,
         });
-        webhooks.reload(configs)?;
+        webhooks.install(endpoints);
         Ok(webhooks)
     }
 
@@ -106,10 +111,12 @@ impl Webhooks {
     /// the cursors. A 410-disabled endpoint is enabled again. On an error (a secret
     /// file that cannot be read) the old endpoints stay.
     pub fn reload(&self, configs: &[WebhookConfig]) -> Result<(), EndpointError> {
-        let endpoints = configs
-            .iter()
-            .map(Endpoint::from_config)
-            .collect::<Result<Vec<_>, _>>()?;
+        self.install(endpoints(configs)?);
+        Ok(())
+    }
+
+    /// Stop the running workers and start one per endpoint.
+    fn install(&self, endpoints: Vec<Endpoint>) {
         let filters: Vec<EventFilter> = endpoints.iter().map(|e| e.filter.clone()).collect();
         self.store.set_event_interest(EventInterest::of(&filters));
         let stop = self.parent.child_token();
@@ -127,6 +134,7 @@ impl Webhooks {
                 lease: self.lease,
                 backoff: Backoff::default(),
                 stats: endpoint_stats,
+                held: std::sync::Mutex::new(None),
             };
             tasks.push(tokio::spawn(worker.run(stop.clone())));
         }
@@ -135,7 +143,6 @@ impl Webhooks {
             Running { stop, tasks, stats },
         );
         old.stop.cancel();
-        Ok(())
     }
 
     /// Watch this host's modems and the queue for operator events until `stop`.

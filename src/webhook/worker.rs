@@ -6,7 +6,7 @@
 //! for shutdown, and an attempt is cut off after [`super::post::TIMEOUT`].
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -58,6 +58,17 @@ pub struct Worker {
     pub lease: chrono::Duration,
     pub backoff: Backoff,
     pub stats: Arc<EndpointStats>,
+    /// While this host holds the endpoint: its cursor, and when the lease was renewed.
+    pub held: std::sync::Mutex<Option<Hold>>,
+}
+
+/// The endpoint as this host holds it: the cursor is kept here between store writes
+/// (only the holder moves it), and the lease is renewed every third of its length
+/// rather than on every poll.
+#[derive(Debug, Clone, Copy)]
+pub struct Hold {
+    cursor: EventCursor,
+    renewed: std::time::Instant,
 }
 
 /// Why the loop ended early.
@@ -97,20 +108,15 @@ impl Worker {
     /// Deliver what is there. `Ok(true)` when there may be more at once.
     async fn turn(&self, stop: &CancellationToken) -> Result<bool, Stop> {
         let endpoint = &self.endpoint;
-        let held = self
+        // Another host delivers this endpoint's events now, or the store is away.
+        let Some(cursor) = self.hold().await else {
+            return Ok(false);
+        };
+        let batch = match self
             .store
-            .claim_webhook(&endpoint.id, &self.node, self.lease)
-            .await;
-        match held {
-            Ok(true) => {}
-            // Another host delivers this endpoint's events now.
-            Ok(false) => return Ok(false),
-            Err(e) => {
-                tracing::warn!(endpoint = %endpoint.label, error = %e, "cannot take the webhook endpoint");
-                return Ok(false);
-            }
-        }
-        let batch = match self.read().await {
+            .events_after(cursor, &endpoint.filter, BATCH)
+            .await
+        {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::warn!(endpoint = %endpoint.label, error = %e, "cannot read webhook events");
@@ -119,14 +125,10 @@ impl Worker {
         };
         if batch.events.is_empty() {
             // Skip what this endpoint does not take, so it is not read again.
-            if let Some(scanned) = batch.scanned_to {
-                let _ = self
-                    .store
-                    .advance_webhook(&endpoint.id, &self.node, scanned)
-                    .await;
-                return Ok(true);
-            }
-            return Ok(false);
+            return Ok(match batch.scanned_to {
+                Some(scanned) => self.record(scanned).await,
+                None => false,
+            });
         }
         // The cursor is recorded once per batch, and before any wait for a retry: one
         // store write per batch rather than per event. A crash in between posts the
@@ -147,6 +149,56 @@ impl Worker {
         })
     }
 
+    /// Take the endpoint, or keep it (renewing the lease when a third of it has
+    /// passed); its cursor while this host holds it.
+    async fn hold(&self) -> Option<EventCursor> {
+        let held = *self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let lease = self.lease.to_std().unwrap_or(Duration::from_secs(15));
+        if let Some(hold) = held.filter(|h| h.renewed.elapsed() < lease / 3) {
+            return Some(hold.cursor);
+        }
+        let endpoint = &self.endpoint;
+        let claimed = self
+            .store
+            .claim_webhook(&endpoint.id, &self.node, self.lease)
+            .await;
+        let cursor = match claimed {
+            // Held all along: nobody else moved the cursor.
+            Ok(true) => match held.filter(|h| h.renewed.elapsed() < lease) {
+                Some(hold) => Ok(hold.cursor),
+                // Taken anew (or after the lease could have run out): the store's.
+                None => self.store.webhook_cursor(&endpoint.id).await,
+            },
+            Ok(false) => {
+                self.forget();
+                return None;
+            }
+            Err(e) => Err(e),
+        };
+        match cursor {
+            Ok(cursor) => {
+                self.keep(cursor);
+                Some(cursor)
+            }
+            Err(e) => {
+                tracing::warn!(endpoint = %endpoint.label, error = %e, "cannot take the webhook endpoint");
+                self.forget();
+                None
+            }
+        }
+    }
+
+    fn keep(&self, cursor: EventCursor) {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = Some(Hold {
+            cursor,
+            renewed: std::time::Instant::now(),
+        });
+    }
+
+    fn forget(&self) {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// Move the endpoint's cursor; whether this host still holds it.
     async fn record(&self, cursor: EventCursor) -> bool {
         let endpoint = &self.endpoint;
@@ -155,20 +207,28 @@ impl Worker {
             .advance_webhook(&endpoint.id, &self.node, cursor)
             .await
         {
-            Ok(held) => held,
+            Ok(true) => {
+                if let Some(hold) = self
+                    .held
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                {
+                    hold.cursor = cursor;
+                }
+                true
+            }
+            Ok(false) => {
+                self.forget();
+                false
+            }
             Err(e) => {
                 // Delivered but not recorded: delivered again later (at least once).
                 tracing::warn!(endpoint = %endpoint.label, error = %e, "cannot record delivered webhooks");
+                self.forget();
                 false
             }
         }
-    }
-
-    async fn read(&self) -> Result<crate::store::EventBatch, crate::store::StoreError> {
-        let cursor = self.store.webhook_cursor(&self.endpoint.id).await?;
-        self.store
-            .events_after(cursor, &self.endpoint.filter, BATCH)
-            .await
     }
 
     /// Post `event` until it is delivered or dropped. `delivered_before` (the batch's
@@ -255,16 +315,18 @@ impl Worker {
                 () = stop.cancelled() => return Err(Stop::Shutdown),
                 () = tokio::time::sleep(step) => {}
             }
-            let _ = self
-                .store
-                .claim_webhook(&self.endpoint.id, &self.node, self.lease)
-                .await;
+            self.hold().await;
         }
     }
 
     async fn count_pending(&self) {
-        let Ok(cursor) = self.store.webhook_cursor(&self.endpoint.id).await else {
-            return;
+        let held = *self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let cursor = match held {
+            Some(hold) => hold.cursor,
+            None => match self.store.webhook_cursor(&self.endpoint.id).await {
+                Ok(cursor) => cursor,
+                Err(_) => return,
+            },
         };
         if let Ok(pending) = self
             .store
