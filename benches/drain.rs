@@ -126,11 +126,6 @@ async fn drain(modems: usize, delay: Duration, messages: usize, database: Option
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -170,7 +165,7 @@ async fn main() {
             };
             runs.push(drain(1, Duration::ZERO, zero_messages, database.as_deref()).await);
         }
-        let rate = median(
+        let rate = support::median(
             runs.iter()
                 .map(|r| (r.messages - 1) as f64 / r.seconds)
                 .collect(),
@@ -178,9 +173,9 @@ async fn main() {
         rates.push(rate);
         println!(
             "| {backend} | {rate:.0} | {:.2} | {:.0} | {:.2} |",
-            median(runs.iter().map(|r| r.at_per_sms).collect()),
-            median(runs.iter().map(|r| r.bytes_per_sms).collect()),
-            median(runs.iter().map(|r| r.cpu_ms_per_sms).collect()),
+            support::median(runs.iter().map(|r| r.at_per_sms).collect()),
+            support::median(runs.iter().map(|r| r.bytes_per_sms).collect()),
+            support::median(runs.iter().map(|r| r.cpu_ms_per_sms).collect()),
         );
     }
     println!(

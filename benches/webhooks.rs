@@ -108,11 +108,6 @@ async fn run(codes: usize, database: Option<&str>, webhook: bool) -> Run {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -142,13 +137,14 @@ async fn main() {
                 };
                 measured.push(run(codes, database.as_deref(), webhook).await);
             }
-            let rate = median(measured.iter().map(|r| r.sends_per_sec).collect());
+            let rate = support::median(measured.iter().map(|r| r.sends_per_sec).collect());
             if !webhook {
                 baseline = rate;
             }
-            let sms = median(measured.iter().map(|r| r.sms_seconds).collect());
-            let events =
-                webhook.then(|| median(measured.iter().filter_map(|r| r.events_seconds).collect()));
+            let sms = support::median(measured.iter().map(|r| r.sms_seconds).collect());
+            let events = webhook.then(|| {
+                support::median(measured.iter().filter_map(|r| r.events_seconds).collect())
+            });
             println!(
                 "| {backend} | {} | {rate:.0} | {:.1} % | {sms:.2} | {} | {} |",
                 if webhook {

@@ -1,5 +1,5 @@
 //! What the in-process benchmarks share: the daemon's config for a bench account and
-//! simulated modems, and the 32 concurrent clients that queue the codes.
+//! simulated modems, the 32 concurrent clients that queue the codes, and the median.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -66,4 +66,10 @@ pub async fn send_codes(base: &str, codes: usize) {
     for send in sends {
         send.await.expect("send task");
     }
+}
+
+/// The middle value (the upper of the two middles for an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }

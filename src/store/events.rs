@@ -85,6 +85,17 @@ impl EventKind {
             .find(|kind| kind.name() == name)
     }
 
+    /// The event a message's move to `status` makes: `sent`, `delivered` and
+    /// `failed` are told; `sending` and a retry's `queued` are not.
+    pub fn of_transition(status: MessageStatus) -> Option<Self> {
+        match status {
+            MessageStatus::Sent => Some(Self::MessageSent),
+            MessageStatus::Delivered => Some(Self::MessageDelivered),
+            MessageStatus::Failed => Some(Self::MessageFailed),
+            MessageStatus::Queued | MessageStatus::Sending => None,
+        }
+    }
+
     pub fn is_account_event(self) -> bool {
         Self::ACCOUNT.contains(&self)
     }
@@ -159,6 +170,12 @@ impl EventFilter {
     pub fn matches(&self, account: Option<&str>, kind: EventKind) -> bool {
         self.account.as_deref() == account && self.kinds.contains(&kind)
     }
+
+    /// The kind of a stored row, if this build knows it (a newer one may have written
+    /// it) and the filter takes it: decided before the row's data is unsealed.
+    pub fn takes(&self, account: Option<&str>, kind: &str) -> Option<EventKind> {
+        EventKind::parse(kind).filter(|kind| self.matches(account, *kind))
+    }
 }
 
 /// Which events some endpoint wants, so that a backend writes no other.
@@ -203,12 +220,7 @@ pub fn message_event(
     transition: &Transition,
     host: &str,
 ) -> Option<NewEvent> {
-    let kind = match transition.status {
-        MessageStatus::Sent => EventKind::MessageSent,
-        MessageStatus::Delivered => EventKind::MessageDelivered,
-        MessageStatus::Failed => EventKind::MessageFailed,
-        MessageStatus::Queued | MessageStatus::Sending => return None,
-    };
+    let kind = EventKind::of_transition(transition.status)?;
     Some(message_event_of(
         &record.account,
         &record.id,
@@ -451,19 +463,11 @@ pub struct EventBatch {
 }
 
 impl EventBatch {
-    /// Take the row at `cursor` (its event, or `None` for a type this build does not
-    /// know) if `filter` wants it. Whether the batch has room for more (`limit`).
-    pub fn take(
-        &mut self,
-        cursor: EventCursor,
-        event: Option<StoredEvent>,
-        filter: &EventFilter,
-        limit: usize,
-    ) -> bool {
+    /// Take the row at `cursor`: its event if the filter took it (`None`: skipped).
+    /// Whether the batch has room for more (`limit`).
+    pub fn take(&mut self, cursor: EventCursor, event: Option<StoredEvent>, limit: usize) -> bool {
         self.scanned_to = Some(cursor);
-        if let Some(event) = event.filter(|e| filter.matches(e.account.as_deref(), e.kind)) {
-            self.events.push(event);
-        }
+        self.events.extend(event);
         self.events.len() < limit
     }
 }

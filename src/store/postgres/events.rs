@@ -56,9 +56,14 @@ impl PgStore {
         self.events.is_off()
     }
 
-    fn stored_event(&self, row: &tokio_postgres::Row) -> Result<Option<StoredEvent>, StoreError> {
-        let kind: String = row.get(4);
-        let Some(kind) = EventKind::parse(&kind) else {
+    /// The event of `row` if `filter` takes it; its data is unsealed only then.
+    fn stored_event(
+        &self,
+        row: &tokio_postgres::Row,
+        filter: &EventFilter,
+    ) -> Result<Option<StoredEvent>, StoreError> {
+        let account: Option<String> = row.get(3);
+        let Some(kind) = filter.takes(account.as_deref(), row.get(4)) else {
             return Ok(None);
         };
         let id: String = row.get(2);
@@ -73,7 +78,7 @@ impl PgStore {
                 minor: row.get(1),
             },
             id,
-            account: row.get(3),
+            account,
             kind,
             created_at: row.get(5),
             data,
@@ -152,7 +157,7 @@ impl EventStore for PgStore {
                 major: row.get(0),
                 minor: row.get(1),
             };
-            if !batch.take(cursor, self.stored_event(row)?, filter, limit) {
+            if !batch.take(cursor, self.stored_event(row, filter)?, limit) {
                 break;
             }
         }

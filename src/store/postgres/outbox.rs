@@ -74,11 +74,8 @@ pub(super) async fn push_transition(
     let Some(row) = row.filter(|_| !store.events_off()) else {
         return Ok(());
     };
-    let kind = match transition.status {
-        MessageStatus::Sent => EventKind::MessageSent,
-        MessageStatus::Delivered => EventKind::MessageDelivered,
-        MessageStatus::Failed => EventKind::MessageFailed,
-        MessageStatus::Queued | MessageStatus::Sending => return Ok(()),
+    let Some(kind) = EventKind::of_transition(transition.status) else {
+        return Ok(());
     };
     let (account, service, to_masked): (String, Option<String>, Option<String>) =
         (row.get(0), row.get(1), row.get(2));
